@@ -1,0 +1,484 @@
+//! Kinesis sequence numbers in AWS's shape: this module owns the only
+//! conversion between a record's position (shard, per-shard sequence index,
+//! arrival time) and the decimal string clients see, so that SDKs, tools and
+//! other emulators' tests that inspect sequence numbers find the same layout
+//! AWS uses.
+//!
+//! A sequence number is the decimal form (56 digits) of a number whose
+//! hexadecimal form is exactly 47 digits, most significant first:
+//!
+//! | hex digits | field                                        |
+//! |-----------:|----------------------------------------------|
+//! | 1          | `2`                                          |
+//! | 9          | shard creation time, epoch seconds           |
+//! | 1          | low nibble of the shard index                |
+//! | 16         | `seq_ix`, the per-shard sequence index       |
+//! | 2          | "byte1", always `00`                         |
+//! | 9          | record arrival time, epoch seconds           |
+//! | 8          | shard index                                  |
+//! | 1          | `2` (version)                                |
+//!
+//! Because `seq_ix` sits above the arrival time, numbers of one shard are
+//! strictly increasing exactly when `seq_ix` is, whatever the clock did; the
+//! storage engine hands out `seq_ix` strictly increasing per shard.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+use num_bigint::BigUint;
+
+/// Largest seq_ix; a closed shard's EndingSequenceNumber uses it (AWS's maximum-index form).
+pub const SEQ_IX_MAX: u64 = 0x7fff_ffff_ffff_ffff;
+/// Largest epoch seconds that fit in 9 hex digits.
+pub const EPOCH_SECS_MAX: u64 = 0xf_ffff_ffff;
+
+/// Number of hex digits in a sequence number's layout.
+const LAYOUT_LEN_HEX_DIGITS: usize = 47;
+/// Longest decimal string `parse` looks at (the accepted pattern is `0|[1-9]\d{0,128}`).
+const DECIMAL_MAX_LEN_DIGITS: usize = 129;
+
+/// A decoded sequence number.
+///
+/// Ordering (`Ord`) equals the numeric order of the decimal values: it
+/// compares `(shard_created_secs, shard_index & 0xf, seq_ix, arrival_secs,
+/// shard_index)` lexicographically, which is the field order of the
+/// fixed-width layout. Within one shard this is the order of `seq_ix`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SequenceNumber {
+    /// Shard creation time in epoch seconds; at most [`EPOCH_SECS_MAX`].
+    pub shard_created_secs: u64,
+    /// Index of the shard (the number in `shardId-000000000007`).
+    pub shard_index: u32,
+    /// Per-shard sequence index; at most [`SEQ_IX_MAX`].
+    pub seq_ix: u64,
+    /// Record arrival time in epoch seconds; at most [`EPOCH_SECS_MAX`].
+    pub arrival_secs: u64,
+}
+
+/// Why a string is not a sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SeqParseError {
+    #[error("not a decimal number")]
+    NotDecimal,
+    #[error("value is not of the Kinesis sequence-number layout")]
+    BadLayout,
+}
+
+impl SequenceNumber {
+    /// Panics (assert!, stays on in release) if a field is out of range: callers construct these from trusted state.
+    pub fn new(shard_created_secs: u64, shard_index: u32, seq_ix: u64, arrival_secs: u64) -> Self {
+        assert!(
+            shard_created_secs <= EPOCH_SECS_MAX,
+            "shard_created_secs {shard_created_secs} exceeds {EPOCH_SECS_MAX}"
+        );
+        assert!(seq_ix <= SEQ_IX_MAX, "seq_ix {seq_ix} exceeds {SEQ_IX_MAX}");
+        assert!(
+            arrival_secs <= EPOCH_SECS_MAX,
+            "arrival_secs {arrival_secs} exceeds {EPOCH_SECS_MAX}"
+        );
+        Self {
+            shard_created_secs,
+            shard_index,
+            seq_ix,
+            arrival_secs,
+        }
+    }
+
+    /// The closed-shard ending sequence number form (seq_ix = SEQ_IX_MAX).
+    ///
+    /// It is greater than every other sequence number of the same shard.
+    pub fn ending(shard_created_secs: u64, shard_index: u32, arrival_secs: u64) -> Self {
+        Self::new(shard_created_secs, shard_index, SEQ_IX_MAX, arrival_secs)
+    }
+
+    /// The decimal string clients see.
+    pub fn to_decimal(&self) -> String {
+        self.to_biguint().to_str_radix(10)
+    }
+
+    /// Parses a decimal sequence number string, as received from clients.
+    ///
+    /// Accepts only `0|[1-9]\d{0,128}` (else [`SeqParseError::NotDecimal`]) and
+    /// then only values of the layout described in the module docs (else
+    /// [`SeqParseError::BadLayout`]). Never panics.
+    pub fn parse(s: &str) -> Result<Self, SeqParseError> {
+        let bytes = s.as_bytes();
+        let is_decimal = match bytes {
+            [] => false,
+            [b'0'] => true,
+            [b'0', ..] => false,
+            _ => bytes.len() <= DECIMAL_MAX_LEN_DIGITS && bytes.iter().all(u8::is_ascii_digit),
+        };
+        if !is_decimal {
+            return Err(SeqParseError::NotDecimal);
+        }
+        let value = BigUint::parse_bytes(bytes, 10).ok_or(SeqParseError::NotDecimal)?;
+        let hex = value.to_str_radix(16);
+        if hex.len() != LAYOUT_LEN_HEX_DIGITS {
+            return Err(SeqParseError::BadLayout);
+        }
+        // `hex` is 47 ASCII hex digits; `get` keeps even a wrong offset from panicking.
+        let field = |start: usize, len: usize| -> Result<u64, SeqParseError> {
+            let digits = hex
+                .get(start..start + len)
+                .ok_or(SeqParseError::BadLayout)?;
+            u64::from_str_radix(digits, 16).map_err(|_| SeqParseError::BadLayout)
+        };
+        let lead = field(0, 1)?;
+        let shard_created_secs = field(1, 9)?;
+        let nibble = field(10, 1)?;
+        let seq_ix = field(11, 16)?;
+        let byte1 = field(27, 2)?;
+        let arrival_secs = field(29, 9)?;
+        let shard_index = field(38, 8)?;
+        let version = field(46, 1)?;
+        let shard_index = u32::try_from(shard_index).map_err(|_| SeqParseError::BadLayout)?;
+        if lead != 2
+            || version != 2
+            || byte1 != 0
+            || nibble != u64::from(shard_index & 0xf)
+            || seq_ix > SEQ_IX_MAX
+        {
+            return Err(SeqParseError::BadLayout);
+        }
+        // 9 hex digits can never exceed EPOCH_SECS_MAX, so `new` cannot panic here.
+        Ok(Self::new(
+            shard_created_secs,
+            shard_index,
+            seq_ix,
+            arrival_secs,
+        ))
+    }
+
+    fn to_biguint(self) -> BigUint {
+        let mut value = BigUint::from(2u8);
+        value = (value << 36u32) | BigUint::from(self.shard_created_secs);
+        value = (value << 4u32) | BigUint::from(self.shard_index & 0xf);
+        value = (value << 64u32) | BigUint::from(self.seq_ix);
+        value <<= 8u32; // byte1, always 00
+        value = (value << 36u32) | BigUint::from(self.arrival_secs);
+        value = (value << 32u32) | BigUint::from(self.shard_index);
+        (value << 4u32) | BigUint::from(2u8)
+    }
+
+    /// The layout's fields, most significant first.
+    fn order_key(&self) -> (u64, u32, u64, u64, u32) {
+        (
+            self.shard_created_secs,
+            self.shard_index & 0xf,
+            self.seq_ix,
+            self.arrival_secs,
+            self.shard_index,
+        )
+    }
+}
+
+impl Ord for SequenceNumber {
+    /// Numeric order of the decimal values (see the type's docs).
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.order_key().cmp(&other.order_key())
+    }
+}
+
+impl PartialOrd for SequenceNumber {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for SequenceNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_decimal())
+    }
+}
+
+impl FromStr for SequenceNumber {
+    type Err = SeqParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Epoch seconds: mostly a few small values (so fields tie often), else any.
+    fn secs() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..3, 0..=EPOCH_SECS_MAX]
+    }
+
+    fn shard_index() -> impl Strategy<Value = u32> {
+        prop_oneof![0u32..3, Just(0x10), Just(0x11), any::<u32>()]
+    }
+
+    fn seq_ix() -> impl Strategy<Value = u64> {
+        prop_oneof![0u64..3, Just(SEQ_IX_MAX), 0..=SEQ_IX_MAX]
+    }
+
+    fn seqnum() -> impl Strategy<Value = SequenceNumber> {
+        (secs(), shard_index(), seq_ix(), secs())
+            .prop_map(|(c, i, s, a)| SequenceNumber::new(c, i, s, a))
+    }
+
+    fn hex_of(n: &SequenceNumber) -> String {
+        BigUint::parse_bytes(n.to_decimal().as_bytes(), 10)
+            .unwrap()
+            .to_str_radix(16)
+    }
+
+    fn decimal_of_hex(hex: &str) -> String {
+        BigUint::parse_bytes(hex.as_bytes(), 16)
+            .unwrap()
+            .to_str_radix(10)
+    }
+
+    /// Hex of a valid number with created 0x0542050cd, seq_ix 0x157d, arrival 0x05420bb34, shard 0x13.
+    const VALID_HEX: &str = "20542050cd3000000000000157d0005420bb34000000132";
+
+    proptest! {
+        #[test]
+        fn round_trip(x in seqnum()) {
+            let s = x.to_decimal();
+            prop_assert_eq!(SequenceNumber::parse(&s), Ok(x));
+            prop_assert_eq!(s.parse::<SequenceNumber>(), Ok(x));
+            prop_assert_eq!(x.to_string(), s);
+        }
+
+        #[test]
+        fn order_is_numeric_order(x in seqnum(), y in seqnum()) {
+            let bx = BigUint::parse_bytes(x.to_decimal().as_bytes(), 10).unwrap();
+            let by = BigUint::parse_bytes(y.to_decimal().as_bytes(), 10).unwrap();
+            prop_assert_eq!(x.cmp(&y), bx.cmp(&by));
+            prop_assert_eq!(x.partial_cmp(&y), Some(bx.cmp(&by)));
+            prop_assert_eq!(x == y, bx == by);
+        }
+
+        #[test]
+        fn increasing_seq_ix_increases_regardless_of_arrival(
+            created in secs(),
+            index in shard_index(),
+            s1 in 0..SEQ_IX_MAX,
+            a1 in secs(),
+            a2 in secs(),
+            step in 1u64..1000,
+        ) {
+            let s2 = s1.saturating_add(step).min(SEQ_IX_MAX);
+            let x = SequenceNumber::new(created, index, s1, a1);
+            let y = SequenceNumber::new(created, index, s2, a2);
+            prop_assert!(x < y);
+            let bx = BigUint::parse_bytes(x.to_decimal().as_bytes(), 10).unwrap();
+            let by = BigUint::parse_bytes(y.to_decimal().as_bytes(), 10).unwrap();
+            prop_assert!(bx < by);
+        }
+
+        #[test]
+        fn shape_matches_layout(x in seqnum()) {
+            let dec = x.to_decimal();
+            prop_assert_eq!(dec.len(), 56);
+            let hex = hex_of(&x);
+            prop_assert_eq!(hex.len(), 47);
+            prop_assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            prop_assert_eq!(&hex[0..1], "2");
+            prop_assert_eq!(&hex[1..10], format!("{:09x}", x.shard_created_secs));
+            prop_assert_eq!(&hex[10..11], format!("{:x}", x.shard_index & 0xf));
+            prop_assert_eq!(&hex[11..27], format!("{:016x}", x.seq_ix));
+            prop_assert_eq!(&hex[27..29], "00");
+            prop_assert_eq!(&hex[29..38], format!("{:09x}", x.arrival_secs));
+            prop_assert_eq!(&hex[38..46], format!("{:08x}", x.shard_index));
+            prop_assert_eq!(&hex[46..47], "2");
+        }
+
+        #[test]
+        fn ending_is_greater_than_any_other_of_the_shard(
+            created in secs(),
+            index in shard_index(),
+            s in 0..SEQ_IX_MAX,
+            a_end in secs(),
+            a in secs(),
+        ) {
+            let end = SequenceNumber::ending(created, index, a_end);
+            prop_assert_eq!(end.seq_ix, SEQ_IX_MAX);
+            let other = SequenceNumber::new(created, index, s, a);
+            prop_assert!(end > other);
+            prop_assert_eq!(SequenceNumber::parse(&end.to_decimal()), Ok(end));
+        }
+
+        #[test]
+        fn parse_never_panics_any_string(s in ".*") {
+            let _ = SequenceNumber::parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_digits(s in "[0-9]{0,140}") {
+            let r = SequenceNumber::parse(&s);
+            if let Ok(x) = r {
+                prop_assert_eq!(x.to_decimal(), s);
+            }
+        }
+
+        /// Any 47-hex-digit value parses iff the layout rules hold.
+        #[test]
+        fn parse_accepts_exactly_the_layout(hex in "[1-3][0-9a-f]{45}[1-3]") {
+            let dec = decimal_of_hex(&hex);
+            let b = hex.as_bytes();
+            let nibble_ok = b[10] == b[45];
+            let ok = b[0] == b'2'
+                && b[46] == b'2'
+                && &hex[27..29] == "00"
+                && nibble_ok
+                && u64::from_str_radix(&hex[11..27], 16).unwrap() <= SEQ_IX_MAX;
+            match SequenceNumber::parse(&dec) {
+                Ok(x) => {
+                    prop_assert!(ok);
+                    prop_assert_eq!(hex_of(&x), hex);
+                }
+                Err(e) => {
+                    prop_assert!(!ok);
+                    prop_assert_eq!(e, SeqParseError::BadLayout);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn aws_docs_example() {
+        let s = "49543463076548007577105092703039560359975228518395019266";
+        let x = SequenceNumber::parse(s).unwrap();
+        // 2014-09-22 16:39:41 UTC: 16335 days after 1970-01-01, plus 16:39:41.
+        let created = 16_335 * 86_400 + 16 * 3600 + 39 * 60 + 41;
+        assert_eq!(created, 1_411_403_981);
+        // 2014-09-23 00:13:40 UTC: the next day, plus 00:13:40.
+        let arrival = 16_336 * 86_400 + 13 * 60 + 40;
+        assert_eq!(arrival, 1_411_431_220);
+        assert_eq!(x, SequenceNumber::new(created, 0, 5501, arrival));
+        assert_eq!(x.to_decimal(), s);
+        assert_eq!(
+            hex_of(&x),
+            "20542050cd0000000000000157d0005420bb34000000002"
+        );
+    }
+
+    #[test]
+    fn days_since_epoch_for_2014_09_22() {
+        // Check the 16335 used above: years 1970..2014 plus Jan..Aug 2014 plus 21 days.
+        let leap_years = (1970..2014)
+            .filter(|y| y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+            .count() as u64;
+        let years = 44 * 365 + leap_years;
+        let months = 31 + 28 + 31 + 30 + 31 + 30 + 31 + 31;
+        assert_eq!(years + months + 21, 16_335);
+    }
+
+    #[test]
+    fn rejects_non_decimal() {
+        for s in [
+            "",
+            "00",
+            "0123",
+            "049543463076548007577105092703039560359975228518395019266",
+            "-1",
+            "+1",
+            " 1",
+            "1 ",
+            "1.0",
+            "1e5",
+            "0x20",
+            "abc",
+            "１２３",
+            "4954346307654800757710509270303956035997522851839501926a",
+        ] {
+            assert_eq!(
+                SequenceNumber::parse(s),
+                Err(SeqParseError::NotDecimal),
+                "{s:?}"
+            );
+        }
+        let too_long = format!("1{}", "0".repeat(129));
+        assert_eq!(too_long.len(), 130);
+        assert_eq!(
+            SequenceNumber::parse(&too_long),
+            Err(SeqParseError::NotDecimal)
+        );
+        let longest = format!("1{}", "0".repeat(128));
+        assert_eq!(
+            SequenceNumber::parse(&longest),
+            Err(SeqParseError::BadLayout)
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_layout() {
+        assert!(SequenceNumber::parse(&decimal_of_hex(VALID_HEX)).is_ok());
+        let with = |pos: usize, digits: &str| {
+            let mut h = VALID_HEX.to_string();
+            h.replace_range(pos..pos + digits.len(), digits);
+            h
+        };
+        let bad = [
+            "0".to_string(),
+            "1".to_string(),
+            "2".to_string(),
+            // 46 and 48 hex digits.
+            VALID_HEX[1..].to_string(),
+            format!("{VALID_HEX}2"),
+            // Leading digit not 2.
+            with(0, "1"),
+            with(0, "3"),
+            with(0, "f"),
+            // Version not 2.
+            with(46, "0"),
+            with(46, "3"),
+            // byte1 not 00.
+            with(27, "01"),
+            with(27, "80"),
+            // Nibble differs from the shard index's low nibble.
+            with(10, "2"),
+            with(10, "0"),
+            // seq_ix above SEQ_IX_MAX.
+            with(11, "8000000000000000"),
+            with(11, "ffffffffffffffff"),
+        ];
+        for hex in bad {
+            assert_eq!(
+                SequenceNumber::parse(&decimal_of_hex(&hex)),
+                Err(SeqParseError::BadLayout),
+                "{hex}"
+            );
+        }
+        // The largest seq_ix itself is fine.
+        assert!(SequenceNumber::parse(&decimal_of_hex(&with(11, "7fffffffffffffff"))).is_ok());
+    }
+
+    #[test]
+    fn extremes_round_trip() {
+        for x in [
+            SequenceNumber::new(0, 0, 0, 0),
+            SequenceNumber::new(EPOCH_SECS_MAX, u32::MAX, SEQ_IX_MAX, EPOCH_SECS_MAX),
+            SequenceNumber::ending(EPOCH_SECS_MAX, u32::MAX, EPOCH_SECS_MAX),
+        ] {
+            assert_eq!(SequenceNumber::parse(&x.to_decimal()), Ok(x));
+        }
+    }
+
+    #[test]
+    #[should_panic]
+    fn new_rejects_seq_ix_above_max() {
+        let _ = SequenceNumber::new(0, 0, SEQ_IX_MAX + 1, 0);
+    }
+
+    #[test]
+    #[should_panic]
+    fn new_rejects_created_above_max() {
+        let _ = SequenceNumber::new(EPOCH_SECS_MAX + 1, 0, 0, 0);
+    }
+
+    #[test]
+    #[should_panic]
+    fn new_rejects_arrival_above_max() {
+        let _ = SequenceNumber::new(0, 0, 0, EPOCH_SECS_MAX + 1);
+    }
+}
