@@ -329,9 +329,15 @@ impl Engine {
         v
     }
 
-    /// Deletes segments past their stream's retention; returns how many were deleted.
+    /// Deletes segments past their stream's retention; returns how many were deleted. When it
+    /// deletes anything it checkpoints, so that a restart does not replay expired appends from
+    /// the log back into the store.
     pub fn enforce_retention(&self) -> Result<usize> {
-        self.store.enforce_retention()
+        let deleted = self.store.enforce_retention()?;
+        if deleted > 0 {
+            self.checkpoint()?;
+        }
+        Ok(deleted)
     }
 
     /// Bytes on disk of a stream's shard files.
