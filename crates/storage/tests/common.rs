@@ -28,8 +28,11 @@ pub fn clock() -> Arc<ManualClock> {
     ManualClock::new(1_700_000_000_000)
 }
 
-/// Reads a whole shard from the start: (seq_ix, partition key, data) triples.
-pub fn read_all(engine: &Engine, shard: ShardUid) -> Vec<(u64, Vec<u8>, Vec<u8>)> {
+/// Records as stored: (seq_ix, partition key, data).
+pub type Stored = Vec<(u64, Vec<u8>, Vec<u8>)>;
+
+/// Reads a whole shard from the start.
+pub fn read_all(engine: &Engine, shard: ShardUid) -> Stored {
     let mut out = Vec::new();
     let mut from = 0;
     loop {

@@ -28,7 +28,7 @@ fn flip_byte(path: &Path, offset: u64) {
     f.write_all_at(&b, offset).unwrap();
 }
 
-fn setup_two_shards(dir: &Path, appends: u64) -> Vec<Vec<(u64, Vec<u8>, Vec<u8>)>> {
+fn setup_two_shards(dir: &Path, appends: u64) -> Vec<Stored> {
     let engine = open(dir, clock());
     engine
         .create_stream(StreamUid(1), DAY_MS)

@@ -25,7 +25,7 @@ fn append_read_restart_round_trip() {
             .wait()
             .unwrap();
     }
-    let mut expected: Vec<Vec<(u64, Vec<u8>, Vec<u8>)>> = vec![Vec::new(); 3];
+    let mut expected: Vec<Stored> = vec![Vec::new(); 3];
     for n in 0..600u32 {
         let shard = (n % 3) as usize;
         let key = format!("key-{n}").into_bytes();
@@ -40,8 +40,8 @@ fn append_read_restart_round_trip() {
         }
         expected[shard].push((a.first_seq_ix, key, data));
     }
-    for s in 0..3 {
-        assert_eq!(read_all(&engine, ShardUid(10 + s as u64)), expected[s]);
+    for (s, want) in expected.iter().enumerate() {
+        assert_eq!(&read_all(&engine, ShardUid(10 + s as u64)), want);
     }
     let stats = engine.stats();
     assert!(
@@ -61,8 +61,8 @@ fn append_read_restart_round_trip() {
     // Restart without a final checkpoint: recovery replays the log tail.
     engine.halt();
     let engine = open(dir.path(), clock.clone());
-    for s in 0..3 {
-        assert_eq!(read_all(&engine, ShardUid(10 + s as u64)), expected[s]);
+    for (s, want) in expected.iter().enumerate() {
+        assert_eq!(&read_all(&engine, ShardUid(10 + s as u64)), want);
     }
     // Appends continue with larger sequence indexes.
     let a = engine

@@ -89,9 +89,9 @@ fn recovery_bytes(total: u64) -> (u64, u64) {
         "stored {} MB: recovery read {read} bytes in {elapsed:?}",
         total / MB
     );
-    assert_eq!(
-        engine.stats().recovery_bytes_read + 0,
-        engine.stats().recovery_bytes_read
+    assert!(
+        engine.stats().recovery_bytes_read <= read,
+        "the log's own count is part of the total"
     );
     engine.halt();
     assert_eq!(recovered, expected_records, "every record is recovered");
