@@ -74,9 +74,21 @@ impl Error {
         }
     }
 
-    /// Whether the disk is full (ENOSPC): the write failed but the log remains usable.
+    /// Whether the disk is full (ENOSPC).
     pub fn is_no_space(&self) -> bool {
         self.errno() == Some(libc::ENOSPC)
+    }
+
+    /// Whether a sync (`fdatasync` of a file or `fsync` of a directory) failed: after that the
+    /// durability of recent writes is unknown.
+    pub fn is_sync_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Io {
+                op: "fdatasync" | "sync directory",
+                ..
+            }
+        )
     }
 }
 

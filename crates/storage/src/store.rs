@@ -411,7 +411,7 @@ impl Store {
         cfg: StoreConfig,
         vfs: Arc<dyn Vfs>,
         clock: Arc<dyn Clock>,
-    ) -> Result<(Store, ResumePoint)> {
+    ) -> Result<(Store, Option<ResumePoint>)> {
         let shards_dir = cfg.dir.join("shards");
         vfs.create_dir_all(&shards_dir)
             .map_err(|e| Error::io("create directory", &shards_dir, e))?;
@@ -433,7 +433,7 @@ impl Store {
             stats: StoreStats::default(),
         };
         let manifest = store.read_manifest()?;
-        let resume = manifest.resume.unwrap_or(ResumePoint::START);
+        let resume = manifest.resume;
         *store.streams.write() = manifest.streams.iter().copied().collect();
         let mut shards = HashMap::new();
         for m in manifest.shards {

@@ -153,7 +153,9 @@ impl Vfs for OsVfs {
 pub struct VfsStats {
     pub bytes_read: AtomicU64,
     pub bytes_written: AtomicU64,
+    /// Write-kind operations (writes, `set_len`, creates, renames), attempted.
     pub writes: AtomicU64,
+    /// Sync-kind operations (file and directory syncs), attempted.
     pub syncs: AtomicU64,
 }
 
@@ -191,7 +193,13 @@ struct FaultState {
 }
 
 impl FaultState {
+    /// Counts one operation of kind `op` (every place a fault of that kind can be injected) and
+    /// fails it if a fault is armed for it.
     fn check(&self, op: FaultOp) -> io::Result<()> {
+        match op {
+            FaultOp::Write => self.stats.writes.fetch_add(1, Ordering::Relaxed),
+            FaultOp::Sync => self.stats.syncs.fetch_add(1, Ordering::Relaxed),
+        };
         let mut guard = self.fault.lock();
         if let Some((fault, seen)) = guard.as_mut() {
             if fault.op == op {
@@ -269,7 +277,6 @@ impl VFile for FaultyFile {
     }
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.state.check(FaultOp::Write)?;
-        self.state.stats.writes.fetch_add(1, Ordering::Relaxed);
         self.state
             .stats
             .bytes_written
@@ -278,7 +285,6 @@ impl VFile for FaultyFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.state.check(FaultOp::Sync)?;
-        self.state.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner.sync_data()
     }
     fn len(&self) -> io::Result<u64> {
@@ -322,7 +328,6 @@ impl Vfs for FaultyVfs {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.state.check(FaultOp::Sync)?;
-        self.state.stats.syncs.fetch_add(1, Ordering::Relaxed);
         self.inner.sync_dir(path)
     }
     fn exists(&self, path: &Path) -> bool {

@@ -245,11 +245,12 @@ pub struct GroupLog {
 
 impl GroupLog {
     /// Recovers the log from `cfg.dir`, replaying every entry from `resume` into `applier`, then
-    /// starts the writer thread (named `levee-wal`; one per group log).
+    /// starts the writer thread (named `levee-wal`; one per group log). `resume` is `None` when
+    /// no checkpoint was ever taken (a new log).
     pub fn open(
         cfg: GroupLogConfig,
         vfs: Arc<dyn Vfs>,
-        resume: ResumePoint,
+        resume: Option<ResumePoint>,
         applier: Arc<dyn Applier>,
     ) -> Result<GroupLog> {
         cfg.validate()?;
@@ -596,10 +597,11 @@ impl Writer {
     fn recover(
         cfg: GroupLogConfig,
         vfs: Arc<dyn Vfs>,
-        resume: ResumePoint,
+        checkpoint: Option<ResumePoint>,
         applier: Arc<dyn Applier>,
         shared: Arc<Shared>,
     ) -> Result<Writer> {
+        let resume = checkpoint.unwrap_or(ResumePoint::START);
         let mut w = Writer {
             cfg,
             vfs,
@@ -633,14 +635,21 @@ impl Writer {
             w.retired.push(w.cfg.dir.join(segment_name(o)));
         }
         w.release_retired();
-        if let Some(first) = live.first() {
-            if *first != resume.ordinal {
-                return Err(Error::corrupt(
-                    &w.cfg.dir.join(segment_name(resume.ordinal)),
-                    0,
-                    format!("segment missing: the checkpoint resumes in it, but the first segment present is {first}"),
-                ));
-            }
+        // A checkpoint is written only after its resume segment is durable, so that segment
+        // must be here.
+        let missing = match live.first() {
+            Some(first) => *first != resume.ordinal,
+            None => checkpoint.is_some(),
+        };
+        if missing {
+            return Err(Error::corrupt(
+                &w.cfg.dir.join(segment_name(resume.ordinal)),
+                0,
+                format!(
+                    "log segment missing: the last checkpoint resumes in it (entries from index {}); refusing to start without them",
+                    resume.next_index
+                ),
+            ));
         }
         for (i, &ordinal) in live.iter().enumerate() {
             let is_last = i + 1 == live.len();
@@ -800,7 +809,8 @@ impl Writer {
                     }
                     at += n;
                 }
-                file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+                file.sync_data()
+                    .map_err(|e| Error::io("fdatasync", &tmp, e))?;
                 self.vfs
                     .rename(&tmp, &path)
                     .map_err(|e| Error::io("rename segment", &tmp, e))?;
@@ -810,7 +820,7 @@ impl Writer {
         let seg = self.init_segment(file, path, ordinal)?;
         seg.file
             .sync_data()
-            .map_err(|e| Error::io("sync", &seg.path, e))?;
+            .map_err(|e| Error::io("fdatasync", &seg.path, e))?;
         self.vfs
             .sync_dir(&self.cfg.dir)
             .map_err(|e| Error::io("sync directory", &self.cfg.dir, e))?;
@@ -825,7 +835,9 @@ impl Writer {
             .map_or(self.first_ordinal, |s| s.ordinal + 1);
         let seg = match self.new_segment(ordinal) {
             Ok(seg) => seg,
-            Err(e) if e.is_no_space() => return Err(e),
+            // A full disk while preparing the segment fails only this batch; a failed sync
+            // poisons like any other.
+            Err(e) if e.is_no_space() && !e.is_sync_failure() => return Err(e),
             Err(e) => return Err(self.poison(format!("rolling the log failed: {e}"))),
         };
         if let Some(old) = self.current.replace(seg) {
@@ -1018,19 +1030,24 @@ impl Writer {
         self.next_index += u64::from(count);
 
         // Apply in log order, then answer.
-        for (i, p) in batch.into_iter().enumerate() {
-            let index = first_index + i as u64;
+        let mut rest_of_batch = batch.into_iter();
+        let mut index = first_index;
+        while let Some(p) = rest_of_batch.next() {
             let entry = LogEntry {
                 index,
                 term: p.term,
                 payload: &p.payload,
             };
             if let Err(e) = self.applier.apply(entry) {
-                let err = self.poison(format!("applying entry {index} failed (it is durable and will be applied again at restart): {e}"));
-                let _ = p.done.send(Err(err));
+                let err = self.poison(format!("applying entry {index} failed (it and the rest of its batch are durable and will be applied at restart): {e}"));
+                let _ = p.done.send(Err(err.clone()));
+                for rest in rest_of_batch {
+                    let _ = rest.done.send(Err(err.clone()));
+                }
                 return;
             }
             let _ = p.done.send(Ok(index));
+            index += 1;
         }
     }
 }

@@ -286,3 +286,24 @@ fn corrupt_manifest_refuses_to_guess() {
         "{err}"
     );
 }
+
+#[test]
+fn missing_log_segment_after_a_checkpoint_refuses_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, _, _) = log_with_batches(dir.path());
+    fs::remove_file(&seg).unwrap();
+    let err = Engine::open(
+        small_config(dir.path()),
+        Arc::new(OsVfs) as Arc<dyn Vfs>,
+        clock(),
+    )
+    .err()
+    .expect("acknowledged entries are in the missing segment: recovery must refuse");
+    match &err {
+        Error::Corrupt { path, detail, .. } => {
+            assert_eq!(path, &seg);
+            assert!(detail.contains("missing"), "{detail}");
+        }
+        e => panic!("expected Corrupt, got {e}"),
+    }
+}
