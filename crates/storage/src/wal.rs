@@ -273,7 +273,21 @@ impl GroupLog {
         let mut writer = Writer::recover(cfg, vfs, resume, applier, shared.clone())?;
         let handle = std::thread::Builder::new()
             .name("levee-wal".into())
-            .spawn(move || writer.run())
+            .spawn(move || {
+                // An invariant assertion failing in the writer must not leave a log that accepts
+                // entries nobody writes: poison it with the panic's message.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run()));
+                if let Err(panic) = run {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .map(String::as_str)
+                        .or_else(|| panic.downcast_ref::<&str>().copied())
+                        .unwrap_or("unknown panic");
+                    writer.poison(format!(
+                        "the log writer stopped on a broken invariant: {what}"
+                    ));
+                }
+            })
             .map_err(|e| Error::io("spawn writer thread", Path::new("levee-wal"), e))?;
         Ok(GroupLog {
             shared,
@@ -1049,5 +1063,159 @@ impl Writer {
             let _ = p.done.send(Ok(index));
             index += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vfs::OsVfs;
+
+    /// Records applied entries; panics on a payload of `b"panic"`.
+    #[derive(Default)]
+    struct Recorder {
+        applied: Mutex<Vec<(u64, u64, Vec<u8>)>>,
+        checkpoints: Mutex<Vec<ResumePoint>>,
+    }
+
+    impl Applier for Recorder {
+        fn apply(&self, e: LogEntry<'_>) -> Result<()> {
+            assert!(e.payload != b"panic", "test applier told to panic");
+            self.applied
+                .lock()
+                .push((e.index, e.term, e.payload.to_vec()));
+            Ok(())
+        }
+        fn checkpoint(&self, resume: ResumePoint) -> Result<()> {
+            self.checkpoints.lock().push(resume);
+            Ok(())
+        }
+    }
+
+    fn config(dir: &Path) -> GroupLogConfig {
+        let mut cfg = GroupLogConfig::new(dir.to_path_buf());
+        cfg.segment_bytes = 64 << 10;
+        cfg.batch_bytes_max = 4 << 10;
+        cfg.entry_bytes_max = 8 << 10;
+        cfg
+    }
+
+    fn open(dir: &Path, resume: Option<ResumePoint>) -> (GroupLog, Arc<Recorder>) {
+        let rec = Arc::new(Recorder::default());
+        let log = GroupLog::open(config(dir), Arc::new(OsVfs), resume, rec.clone()).unwrap();
+        (log, rec)
+    }
+
+    #[test]
+    fn concurrent_submits_are_applied_in_index_order_with_their_terms() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, rec) = open(dir.path(), None);
+        let log = Arc::new(log);
+        let threads: Vec<_> = (0..8u64)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    (0..200u64)
+                        .map(|n| {
+                            let payload = format!("{t}/{n}").into_bytes();
+                            let idx = log
+                                .submit(t, payload)
+                                .unwrap()
+                                .blocking_recv()
+                                .unwrap()
+                                .unwrap();
+                            (idx, t, format!("{t}/{n}").into_bytes())
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut acked: Vec<(u64, u64, Vec<u8>)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        acked.sort();
+        let applied = rec.applied.lock().clone();
+        assert_eq!(
+            applied, acked,
+            "every acked entry applied once, in index order"
+        );
+        assert_eq!(applied.first().map(|e| e.0), Some(1));
+        let stats = log.stats();
+        assert_eq!(stats.entries.load(Ordering::Relaxed), 1600);
+        assert!(
+            stats.batches.load(Ordering::Relaxed) < 1600,
+            "concurrent submits share batches"
+        );
+        assert!(!rec.checkpoints.lock().is_empty(), "small segments roll");
+    }
+
+    #[test]
+    fn replay_resumes_at_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, rec) = open(dir.path(), None);
+        for n in 0..400u64 {
+            log.submit(1, vec![n as u8; 300])
+                .unwrap()
+                .blocking_recv()
+                .unwrap()
+                .unwrap();
+        }
+        let resume = *rec.checkpoints.lock().last().unwrap();
+        log.halt();
+        let (log, rec2) = open(dir.path(), Some(resume));
+        let replayed = rec2.applied.lock().clone();
+        assert_eq!(replayed.first().unwrap().0, resume.next_index);
+        assert_eq!(replayed.last().unwrap().0, 400);
+        let idx = log
+            .submit(1, b"next".to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        assert_eq!(idx, 401);
+        drop(rec);
+    }
+
+    #[test]
+    fn limits_are_checked_at_submit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), None);
+        assert!(matches!(
+            log.submit(0, vec![0; (8 << 10) + 1]),
+            Err(Error::EntryTooLarge { limit_bytes, .. }) if limit_bytes == 8 << 10
+        ));
+        let mut cfg = config(dir.path());
+        cfg.segment_bytes = 1024;
+        let err = GroupLog::open(cfg, Arc::new(OsVfs), None, Arc::new(Recorder::default()));
+        assert!(matches!(err, Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn a_panicking_writer_poisons_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), None);
+        log.submit(0, b"ok".to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        let ack = log.submit(0, b"panic".to_vec()).unwrap();
+        assert!(
+            !matches!(ack.blocking_recv(), Ok(Ok(_))),
+            "the entry was not applied"
+        );
+        // checkpoint() waits until the writer has recorded why it stopped.
+        match log.checkpoint() {
+            Err(Error::Poisoned { reason }) => {
+                assert!(reason.contains("test applier told to panic"), "{reason}")
+            }
+            other => panic!("expected Poisoned, got {other:?}"),
+        }
+        assert!(log.poisoned().is_some());
+        assert!(matches!(
+            log.submit(0, b"x".to_vec()),
+            Err(Error::Poisoned { .. })
+        ));
     }
 }
