@@ -1,0 +1,492 @@
+//! The shard map: which shard of which stream owns a hash key, and which replica group and node
+//! serve it. It is the one thing a front-end needs from the control plane to route a request.
+//!
+//! A [`ShardMap`] is immutable and versioned, with a CRC32C over a canonical encoding of its
+//! content. A new map is built beside the live one — from a full snapshot or by applying a
+//! [`MapDelta`] — and validated (versions contiguous, hash ranges of every stream's open shards
+//! covering `[0, 2^128)` with no gap or overlap, checksum matching) before anyone swaps it in; a
+//! half-built or invalid map is an error, never a map (design rule F3).
+//!
+//! Hashing: a partition key's hash key is the MD5 of its UTF-8 bytes read as a big-endian 128-bit
+//! unsigned integer ([`partition_key_hash`]). [`even_split`] divides the key space as AWS does
+//! for CreateStream.
+//!
+//! This crate does no I/O.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use md5::{Digest, Md5};
+
+/// The largest hash key, 2^128 - 1.
+pub const HASH_KEY_MAX: u128 = u128::MAX;
+
+/// A 128-bit hash key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct HashKey(pub u128);
+
+impl fmt::Display for HashKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The hash key of a partition key: MD5 of its UTF-8 bytes, big-endian.
+pub fn partition_key_hash(partition_key: &str) -> HashKey {
+    let digest = Md5::digest(partition_key.as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest);
+    HashKey(u128::from_be_bytes(b))
+}
+
+/// An inclusive range of hash keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashRange {
+    pub start: u128,
+    pub end: u128,
+}
+
+impl HashRange {
+    pub fn contains(&self, key: HashKey) -> bool {
+        self.start <= key.0 && key.0 <= self.end
+    }
+}
+
+/// Splits `[0, 2^128)` into `n` ranges as AWS does for CreateStream: `h = floor(2^128 / n)`,
+/// range i is `[i*h, (i+1)*h - 1]`, and the last one ends at `2^128 - 1`. `n` must be ≥ 1.
+pub fn even_split(n: u32) -> Vec<HashRange> {
+    assert!(n >= 1, "a stream has at least one shard");
+    if n == 1 {
+        return vec![HashRange {
+            start: 0,
+            end: u128::MAX,
+        }];
+    }
+    let n = u128::from(n);
+    // floor(2^128 / n) without overflowing: (2^128 - 1) / n, plus one when n divides 2^128.
+    let mut h = u128::MAX / n;
+    if u128::MAX % n == n - 1 {
+        h += 1;
+    }
+    (0..n)
+        .map(|i| HashRange {
+            start: i * h,
+            end: if i == n - 1 {
+                u128::MAX
+            } else {
+                (i + 1) * h - 1
+            },
+        })
+        .collect()
+}
+
+/// A shard's index within its stream; displayed as `shardId-000000000007`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ShardId(pub u32);
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "shardId-{:012}", self.0)
+    }
+}
+
+impl ShardId {
+    /// Parses `shardId-<digits>` (up to 12 digits) or the bare digits.
+    pub fn parse(s: &str) -> Option<ShardId> {
+        let digits = s.strip_prefix("shardId-").unwrap_or(s);
+        if digits.is_empty() || digits.len() > 12 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok().map(ShardId)
+    }
+}
+
+/// Identifies a storage node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeId(pub u64);
+
+/// Identifies a replica group (a set of shards sharing one group log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(pub u64);
+
+/// Where one shard lives and what it covers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ShardRoute {
+    pub shard_id: ShardId,
+    /// The storage engine's identity of the shard.
+    pub uid: u64,
+    pub hash_range: HashRange,
+    /// Open shards take writes; closed ones (resharded) only serve reads.
+    pub open: bool,
+    pub group: GroupId,
+    pub node: NodeId,
+    /// Bumped whenever the shard moves or changes state; storage rejects a stale epoch (R4).
+    pub epoch: u64,
+}
+
+/// Whether a stream takes traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamState {
+    Creating,
+    Active,
+    Updating,
+    Deleting,
+}
+
+/// One stream's routing entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamRoute {
+    pub name: String,
+    /// The storage engine's identity of the stream.
+    pub uid: u64,
+    pub state: StreamState,
+    /// Sorted by shard id.
+    pub shards: Vec<ShardRoute>,
+}
+
+impl StreamRoute {
+    /// The open shard that owns `key`.
+    pub fn route(&self, key: HashKey) -> Option<&ShardRoute> {
+        self.shards
+            .iter()
+            .find(|s| s.open && s.hash_range.contains(key))
+    }
+
+    pub fn shard(&self, id: ShardId) -> Option<&ShardRoute> {
+        self.shards
+            .binary_search_by_key(&id, |s| s.shard_id)
+            .ok()
+            .and_then(|i| self.shards.get(i))
+    }
+
+    /// Checks that the open shards cover `[0, 2^128)` exactly, and shards are sorted by id.
+    pub fn validate(&self) -> Result<(), MapError> {
+        let bad = |why: String| MapError::Invalid {
+            stream: self.name.clone(),
+            why,
+        };
+        if self
+            .shards
+            .windows(2)
+            .any(|w| w[0].shard_id >= w[1].shard_id)
+        {
+            return Err(bad("shards are not sorted by id".into()));
+        }
+        let mut open: Vec<HashRange> = self
+            .shards
+            .iter()
+            .filter(|s| s.open)
+            .map(|s| s.hash_range)
+            .collect();
+        if open.is_empty() {
+            return Err(bad("no open shard".into()));
+        }
+        open.sort_by_key(|r| r.start);
+        let mut next = 0u128;
+        for (i, r) in open.iter().enumerate() {
+            if r.start != next || r.end < r.start {
+                return Err(bad(format!(
+                    "open shards leave a gap or overlap at hash key {next}"
+                )));
+            }
+            if r.end == u128::MAX {
+                if i + 1 != open.len() {
+                    return Err(bad("open shards overlap at the top of the key space".into()));
+                }
+                return Ok(());
+            }
+            next = r.end + 1;
+        }
+        Err(bad(format!(
+            "open shards end at {}, not 2^128 - 1",
+            next - 1
+        )))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MapError {
+    #[error("stream {stream}: {why}")]
+    Invalid { stream: String, why: String },
+    #[error("delta from version {from} does not apply to map version {have}")]
+    VersionGap { have: u64, from: u64 },
+    #[error("map version {version}: checksum {got:08x} does not match {want:08x}")]
+    Checksum { version: u64, want: u32, got: u32 },
+}
+
+/// An immutable routing table. Cheap to clone (streams are shared).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardMap {
+    version: u64,
+    streams: BTreeMap<String, Arc<StreamRoute>>,
+    checksum: u32,
+}
+
+/// The change from one map version to the next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapDelta {
+    pub from_version: u64,
+    pub to_version: u64,
+    /// Streams added or changed, whole.
+    pub upserts: Vec<StreamRoute>,
+    /// Streams removed, by name.
+    pub removals: Vec<String>,
+    /// Checksum of the resulting map.
+    pub checksum: u32,
+}
+
+impl ShardMap {
+    /// The empty map, version 0.
+    pub fn empty() -> ShardMap {
+        ShardMap::build(0, Vec::new()).unwrap_or_else(|_| ShardMap {
+            version: 0,
+            streams: BTreeMap::new(),
+            checksum: 0,
+        })
+    }
+
+    /// Builds and validates a map. Streams in state Creating or Deleting may have no shards.
+    pub fn build(version: u64, streams: Vec<StreamRoute>) -> Result<ShardMap, MapError> {
+        let mut m = BTreeMap::new();
+        for s in streams {
+            if !s.shards.is_empty() || s.state == StreamState::Active {
+                s.validate()?;
+            }
+            m.insert(s.name.clone(), Arc::new(s));
+        }
+        let checksum = checksum_of(version, &m);
+        Ok(ShardMap {
+            version,
+            streams: m,
+            checksum,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    pub fn checksum(&self) -> u32 {
+        self.checksum
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&Arc<StreamRoute>> {
+        self.streams.get(name)
+    }
+
+    pub fn streams(&self) -> impl Iterator<Item = &Arc<StreamRoute>> {
+        self.streams.values()
+    }
+
+    /// Recomputes the checksum and compares it with the stored one.
+    pub fn verify(&self) -> Result<(), MapError> {
+        let got = checksum_of(self.version, &self.streams);
+        if got != self.checksum {
+            return Err(MapError::Checksum {
+                version: self.version,
+                want: self.checksum,
+                got,
+            });
+        }
+        Ok(())
+    }
+
+    /// The delta that turns `self` into `next`.
+    pub fn diff(&self, next: &ShardMap) -> MapDelta {
+        let upserts = next
+            .streams
+            .iter()
+            .filter(|(k, v)| self.streams.get(*k) != Some(v))
+            .map(|(_, v)| StreamRoute::clone(v))
+            .collect();
+        let removals = self
+            .streams
+            .keys()
+            .filter(|k| !next.streams.contains_key(*k))
+            .cloned()
+            .collect();
+        MapDelta {
+            from_version: self.version,
+            to_version: next.version,
+            upserts,
+            removals,
+            checksum: next.checksum,
+        }
+    }
+
+    /// Builds the next map beside this one; validates versions, ranges and the checksum.
+    pub fn apply(&self, delta: &MapDelta) -> Result<ShardMap, MapError> {
+        if delta.from_version != self.version || delta.to_version <= self.version {
+            return Err(MapError::VersionGap {
+                have: self.version,
+                from: delta.from_version,
+            });
+        }
+        let mut streams = self.streams.clone();
+        for name in &delta.removals {
+            streams.remove(name);
+        }
+        for s in &delta.upserts {
+            if !s.shards.is_empty() || s.state == StreamState::Active {
+                s.validate()?;
+            }
+            streams.insert(s.name.clone(), Arc::new(s.clone()));
+        }
+        let got = checksum_of(delta.to_version, &streams);
+        if got != delta.checksum {
+            return Err(MapError::Checksum {
+                version: delta.to_version,
+                want: delta.checksum,
+                got,
+            });
+        }
+        Ok(ShardMap {
+            version: delta.to_version,
+            streams,
+            checksum: got,
+        })
+    }
+}
+
+/// CRC32C over a canonical little-endian encoding of the map's content.
+fn checksum_of(version: u64, streams: &BTreeMap<String, Arc<StreamRoute>>) -> u32 {
+    let mut crc = crc32c::crc32c(&version.to_le_bytes());
+    let mut put = |bytes: &[u8]| crc = crc32c::crc32c_append(crc, bytes);
+    for s in streams.values() {
+        put(&(s.name.len() as u64).to_le_bytes());
+        put(s.name.as_bytes());
+        put(&s.uid.to_le_bytes());
+        put(&[s.state as u8]);
+        put(&(s.shards.len() as u64).to_le_bytes());
+        for sh in &s.shards {
+            put(&sh.shard_id.0.to_le_bytes());
+            put(&sh.uid.to_le_bytes());
+            put(&sh.hash_range.start.to_le_bytes());
+            put(&sh.hash_range.end.to_le_bytes());
+            put(&[u8::from(sh.open)]);
+            put(&sh.group.0.to_le_bytes());
+            put(&sh.node.0.to_le_bytes());
+            put(&sh.epoch.to_le_bytes());
+        }
+    }
+    crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stream(name: &str, n: u32) -> StreamRoute {
+        StreamRoute {
+            name: name.into(),
+            uid: 1,
+            state: StreamState::Active,
+            shards: even_split(n)
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ShardRoute {
+                    shard_id: ShardId(i as u32),
+                    uid: 100 + i as u64,
+                    hash_range: r,
+                    open: true,
+                    group: GroupId(1),
+                    node: NodeId(1),
+                    epoch: 1,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn md5_hash_matches_known_values() {
+        // MD5("") = d41d8cd98f00b204e9800998ecf8427e
+        assert_eq!(
+            partition_key_hash("").0,
+            0xd41d8cd98f00b204e9800998ecf8427e_u128
+        );
+        // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
+        assert_eq!(
+            partition_key_hash("a").0,
+            0x0cc175b9c0f1b6a831c399e269772661_u128
+        );
+    }
+
+    #[test]
+    fn shard_ids_display_and_parse() {
+        assert_eq!(ShardId(7).to_string(), "shardId-000000000007");
+        assert_eq!(ShardId::parse("shardId-000000000007"), Some(ShardId(7)));
+        assert_eq!(ShardId::parse("7"), Some(ShardId(7)));
+        assert_eq!(ShardId::parse("shardId-"), None);
+        assert_eq!(ShardId::parse("shardId-x"), None);
+        assert_eq!(ShardId::parse("shardId-9999999999999"), None);
+    }
+
+    #[test]
+    fn even_split_matches_aws_for_small_counts() {
+        let r = even_split(1);
+        assert_eq!(
+            r,
+            vec![HashRange {
+                start: 0,
+                end: u128::MAX
+            }]
+        );
+        let r = even_split(2);
+        assert_eq!(r[0].end, (1u128 << 127) - 1);
+        assert_eq!(r[1].start, 1u128 << 127);
+        // AWS's 3-shard stream: 113427455640312821154458202477256070484 is the first boundary.
+        let r = even_split(3);
+        assert_eq!(r[0].end, 113427455640312821154458202477256070484);
+        assert_eq!(r[2].end, u128::MAX);
+    }
+
+    proptest! {
+        #[test]
+        fn even_splits_cover_the_key_space(n in 1u32..5000) {
+            let s = stream("s", n);
+            prop_assert!(s.validate().is_ok());
+            prop_assert_eq!(s.shards.len() as u32, n);
+        }
+
+        #[test]
+        fn every_key_routes_to_exactly_one_open_shard(n in 1u32..200, key in any::<u128>()) {
+            let s = stream("s", n);
+            let owners = s.shards.iter().filter(|sh| sh.hash_range.contains(HashKey(key))).count();
+            prop_assert_eq!(owners, 1);
+            prop_assert!(s.route(HashKey(key)).is_some());
+        }
+
+        #[test]
+        fn delta_from_diff_rebuilds_the_next_map(a in 1u32..20, b in 1u32..20, drop_first in any::<bool>()) {
+            let m1 = ShardMap::build(1, vec![stream("x", a), stream("y", 2)]).unwrap();
+            let mut next = vec![stream("x", b), stream("z", 3)];
+            if !drop_first { next.push(stream("y", 2)); }
+            let m2 = ShardMap::build(2, next).unwrap();
+            let d = m1.diff(&m2);
+            let rebuilt = m1.apply(&d).unwrap();
+            prop_assert_eq!(&rebuilt, &m2);
+            prop_assert!(rebuilt.verify().is_ok());
+        }
+    }
+
+    #[test]
+    fn invalid_maps_and_deltas_are_refused() {
+        let mut s = stream("s", 4);
+        s.shards[1].hash_range.end -= 1;
+        assert!(matches!(
+            ShardMap::build(1, vec![s]),
+            Err(MapError::Invalid { .. })
+        ));
+        let m1 = ShardMap::build(1, vec![stream("a", 2)]).unwrap();
+        let m2 = ShardMap::build(2, vec![stream("a", 3)]).unwrap();
+        let mut d = m1.diff(&m2);
+        assert!(matches!(m2.apply(&d), Err(MapError::VersionGap { .. })));
+        d.checksum ^= 1;
+        assert!(matches!(m1.apply(&d), Err(MapError::Checksum { .. })));
+        let mut tampered = m2.clone();
+        tampered.version = 9;
+        assert!(tampered.verify().is_err());
+    }
+}
