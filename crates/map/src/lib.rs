@@ -11,6 +11,8 @@
 //! unsigned integer ([`partition_key_hash`]). [`even_split`] divides the key space as AWS does
 //! for CreateStream.
 //!
+//! Sequence numbers of AWS's shape live here too ([`seqnum`]): every role reads or writes them.
+//!
 //! This crate does no I/O.
 
 use std::collections::BTreeMap;
@@ -18,6 +20,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use md5::{Digest, Md5};
+
+pub mod seqnum;
+pub use seqnum::SequenceNumber;
 
 /// The largest hash key, 2^128 - 1.
 pub const HASH_KEY_MAX: u128 = u128::MAX;

@@ -22,7 +22,7 @@ use parking_lot::Mutex;
 use crate::clock::Clock;
 use crate::command::{encode_append, patch_append, Command};
 use crate::error::{Error, Result};
-use crate::seqnum::SEQ_IX_MAX;
+use levee_map::seqnum::SEQ_IX_MAX;
 use crate::store::{ReadBatch, ReadFrom, ShardInfo, Store, StoreConfig};
 use crate::vfs::Vfs;
 use crate::wal::{Ack, Applier, GroupLog, GroupLogConfig};

@@ -10,7 +10,7 @@
 //!   segments, checkpoints that let the log be released.
 //! - [`engine`]: the two together behind one API: create streams and shards, append, read,
 //!   close, enforce retention.
-//! - [`seqnum`]: AWS-shaped sequence numbers.
+//! - [`seqnum`]: AWS-shaped sequence numbers (from `levee-map`).
 //! - [`vfs`]: the file-I/O trait, with a fault-injecting implementation for tests.
 //! - [`clock`]: injectable time.
 //!
@@ -27,7 +27,6 @@ mod command;
 pub mod engine;
 pub mod error;
 pub mod runtime;
-pub mod seqnum;
 pub mod store;
 pub mod vfs;
 pub mod wal;
@@ -35,7 +34,7 @@ pub mod wal;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{Engine, EngineConfig, EngineStats};
 pub use error::{Error, Result};
-pub use seqnum::SequenceNumber;
+pub use levee_map::seqnum::{self, SequenceNumber};
 pub use store::{ReadBatch, ReadFrom, Record, ShardInfo, ShardTip};
 
 use std::fmt;
