@@ -1,0 +1,101 @@
+//! Catalog errors. Each variant is one Kinesis error type (`__type` on the wire) and carries the
+//! exact message AWS sends, so the front-end converts an error with [`CatalogError::type_name`]
+//! and [`CatalogError::message`] and nothing else.
+//!
+//! Errors are deterministic outputs of the state machine: every replica applying the same command
+//! to the same state returns the same error, so a rejected command is as safe to replicate as an
+//! accepted one.
+
+use serde::{Deserialize, Serialize};
+
+/// The message AWS sends with `InternalFailure`.
+pub const INTERNAL_FAILURE_MESSAGE: &str = "Internal service failure.";
+
+/// A command the catalog refused. The state is unchanged whenever one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum CatalogError {
+    #[error("ResourceNotFoundException: {0}")]
+    ResourceNotFound(String),
+    #[error("ResourceInUseException: {0}")]
+    ResourceInUse(String),
+    #[error("LimitExceededException: {0}")]
+    LimitExceeded(String),
+    #[error("InvalidArgumentException: {0}")]
+    InvalidArgument(String),
+    /// Input that the wire model's constraints forbid. The front-end should catch these first;
+    /// the catalog checks again so that invalid names or counts never enter the state.
+    #[error("ValidationException: {0}")]
+    Validation(String),
+    /// A command would have broken a catalog invariant (a bug, never a client error). The state is
+    /// left as it was; `reason` is for the log, the client sees [`INTERNAL_FAILURE_MESSAGE`].
+    #[error("InternalFailure: {reason}")]
+    InternalFailure { reason: String },
+}
+
+impl CatalogError {
+    /// The Kinesis error type, as sent in `__type`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            CatalogError::ResourceNotFound(_) => "ResourceNotFoundException",
+            CatalogError::ResourceInUse(_) => "ResourceInUseException",
+            CatalogError::LimitExceeded(_) => "LimitExceededException",
+            CatalogError::InvalidArgument(_) => "InvalidArgumentException",
+            CatalogError::Validation(_) => "ValidationException",
+            CatalogError::InternalFailure { .. } => "InternalFailure",
+        }
+    }
+
+    /// The message for the client.
+    pub fn message(&self) -> &str {
+        match self {
+            CatalogError::ResourceNotFound(m)
+            | CatalogError::ResourceInUse(m)
+            | CatalogError::LimitExceeded(m)
+            | CatalogError::InvalidArgument(m)
+            | CatalogError::Validation(m) => m,
+            CatalogError::InternalFailure { .. } => INTERNAL_FAILURE_MESSAGE,
+        }
+    }
+
+    /// 400 for client errors, 500 for `InternalFailure`.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            CatalogError::InternalFailure { .. } => 500,
+            _ => 400,
+        }
+    }
+
+    pub(crate) fn not_found(name: &str, account: &str) -> CatalogError {
+        CatalogError::ResourceNotFound(format!("Stream {name} under account {account} not found."))
+    }
+
+    pub(crate) fn already_exists(name: &str, account: &str) -> CatalogError {
+        CatalogError::ResourceInUse(format!(
+            "Stream {name} under account {account} already exists."
+        ))
+    }
+
+    /// `state` is the AWS status string, e.g. `CREATING`.
+    pub(crate) fn not_active(name: &str, account: &str, state: &str) -> CatalogError {
+        CatalogError::ResourceInUse(format!(
+            "Stream {name} under account {account} not ACTIVE, instead in state {state}"
+        ))
+    }
+}
+
+/// Builds a `ValidationException` message in AWS's format: "1 validation error detected: ..." or
+/// "N validation errors detected: a; b", at most 10 listed.
+pub(crate) fn validation(errors: &[String]) -> Option<CatalogError> {
+    const LISTED_MAX: usize = 10;
+    match errors.len() {
+        0 => None,
+        n => {
+            let plural = if n == 1 { "error" } else { "errors" };
+            let listed: Vec<&str> = errors.iter().take(LISTED_MAX).map(String::as_str).collect();
+            Some(CatalogError::Validation(format!(
+                "{n} validation {plural} detected: {}",
+                listed.join("; ")
+            )))
+        }
+    }
+}
