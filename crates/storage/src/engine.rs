@@ -22,11 +22,11 @@ use parking_lot::Mutex;
 use crate::clock::Clock;
 use crate::command::{encode_append, patch_append, Command};
 use crate::error::{Error, Result};
-use levee_map::seqnum::SEQ_IX_MAX;
 use crate::store::{ReadBatch, ReadFrom, ShardInfo, Store, StoreConfig};
 use crate::vfs::Vfs;
 use crate::wal::{Ack, Applier, GroupLog, GroupLogConfig};
 use crate::{ShardUid, StreamUid};
+use levee_map::seqnum::SEQ_IX_MAX;
 
 /// Largest partition key in bytes (Kinesis allows 256 characters of UTF-8).
 pub const PARTITION_KEY_BYTES_MAX: usize = 1024;
@@ -214,6 +214,18 @@ impl Engine {
         stream: StreamUid,
         shard_index: u32,
     ) -> Result<Ticket<()>> {
+        self.create_shard_at(shard, stream, shard_index, self.clock.now_ms())
+    }
+
+    /// Creates an empty, open shard with the creation time the catalog recorded (sequence
+    /// numbers carry it, so both must agree).
+    pub fn create_shard_at(
+        &self,
+        shard: ShardUid,
+        stream: StreamUid,
+        shard_index: u32,
+        created_ms: u64,
+    ) -> Result<Ticket<()>> {
         let mut reg = self.registry.lock();
         if !reg.streams.contains_key(&stream) {
             return Err(Error::StreamNotFound(stream));
@@ -225,7 +237,7 @@ impl Engine {
             shard,
             stream,
             shard_index,
-            created_ms: self.clock.now_ms(),
+            created_ms,
         })?;
         reg.shards.insert(shard, stream);
         Ok(Ticket { ack, value: () })
@@ -316,6 +328,19 @@ impl Engine {
     pub fn shard_info(&self, shard: ShardUid) -> Result<ShardInfo> {
         let s = self.store.shard(shard)?;
         Ok(self.store.info(&s))
+    }
+
+    /// Every stream with its retention period (ms), as queued.
+    pub fn streams(&self) -> Vec<(StreamUid, u64)> {
+        let mut v: Vec<(StreamUid, u64)> = self
+            .registry
+            .lock()
+            .streams
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        v.sort();
+        v
     }
 
     pub fn shards_of(&self, stream: StreamUid) -> Vec<ShardInfo> {

@@ -1,0 +1,129 @@
+//! The interfaces the front-end calls, and the map holder it routes by. The front-end knows the
+//! control plane and the storage nodes only through these traits: in the embedded mode they are
+//! in-process adapters, in a fleet they will be network clients. It never depends on the storage
+//! or catalog crates (a test checks `cargo metadata`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use levee_map::{MapDelta, MapError, ShardMap, ShardRoute};
+use levee_protocol::{ApiError, Request, WireFormat};
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Where a read starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadFrom {
+    SeqIx(u64),
+    Timestamp(u64),
+}
+
+/// A record as a storage node returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub seq_ix: u64,
+    pub arrival_ms: u64,
+    pub partition_key: Bytes,
+    pub data: Bytes,
+}
+
+/// The result of an append: records got `first_seq_ix ..` in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub first_seq_ix: u64,
+    pub arrival_ms: u64,
+    /// The shard's creation time, part of every sequence number.
+    pub shard_created_ms: u64,
+}
+
+/// The result of a read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadOut {
+    pub records: Vec<StoredRecord>,
+    pub next_seq_ix: u64,
+    pub shard_end: bool,
+    /// The shard's last arrival time and next sequence index when the read started.
+    pub tip_arrival_ms: u64,
+    pub tip_next_seq_ix: u64,
+    pub shard_created_ms: u64,
+}
+
+/// A shard's current end, for LATEST iterators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tip {
+    pub next_seq_ix: u64,
+    pub shard_created_ms: u64,
+}
+
+/// The storage nodes, as the front-end sees them. Errors are already Kinesis errors.
+pub trait StoragePlane: Send + Sync + 'static {
+    fn append(
+        &self,
+        shard: &ShardRoute,
+        records: Vec<(Bytes, Bytes)>,
+    ) -> BoxFuture<Result<Appended, ApiError>>;
+    fn read(
+        &self,
+        shard: &ShardRoute,
+        from: ReadFrom,
+        max_records: usize,
+        max_bytes: u64,
+    ) -> BoxFuture<Result<ReadOut, ApiError>>;
+    fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>>;
+}
+
+/// The control plane, as the front-end sees it: control operations are forwarded whole.
+pub trait ControlPlane: Send + Sync + 'static {
+    /// Runs a control operation and returns its encoded response.
+    fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>>;
+}
+
+/// The front-end's current shard map. A new map is built beside the live one and swapped in
+/// only when valid; the last good map stays in use otherwise (F3).
+#[derive(Debug)]
+pub struct MapHolder {
+    current: RwLock<Arc<ShardMap>>,
+}
+
+impl Default for MapHolder {
+    fn default() -> Self {
+        Self {
+            current: RwLock::new(Arc::new(ShardMap::empty())),
+        }
+    }
+}
+
+impl MapHolder {
+    pub fn current(&self) -> Arc<ShardMap> {
+        match self.current.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn swap(&self, next: ShardMap) {
+        let mut guard = match self.current.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *guard = Arc::new(next);
+    }
+
+    /// Installs a full snapshot if it verifies and is newer than the current map.
+    pub fn install(&self, map: ShardMap) -> Result<(), MapError> {
+        map.verify()?;
+        if map.version() > self.current().version() {
+            self.swap(map);
+        }
+        Ok(())
+    }
+
+    /// Applies a delta to the current map; on any error the current map stays.
+    pub fn apply(&self, delta: &MapDelta) -> Result<(), MapError> {
+        let next = self.current().apply(delta)?;
+        self.swap(next);
+        Ok(())
+    }
+}

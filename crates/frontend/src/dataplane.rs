@@ -1,0 +1,505 @@
+//! The data-plane operations — PutRecord, PutRecords, GetShardIterator, GetRecords — executed by
+//! the front-end itself: resolve the stream in the current shard map, route by hash key, call the
+//! storage node, and shape AWS's answer (sequence numbers, iterators, error texts).
+//!
+//! The functions here take and return plain values; `service.rs` maps them to and from the
+//! protocol's request and response types.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use levee_map::seqnum::SequenceNumber;
+use levee_map::{partition_key_hash, HashKey, ShardId, ShardRoute, StreamRoute, StreamState};
+use levee_protocol::{ApiError, ErrorKind};
+
+use crate::backend::{MapHolder, ReadFrom, StoragePlane};
+use crate::iterator::{IteratorCodec, IteratorError, Position, ShardIterator};
+
+/// GetRecords answers at most this many records...
+pub const GET_RECORDS_RECORDS_MAX: usize = 10_000;
+/// ...and at most this many bytes of data and partition keys.
+pub const GET_RECORDS_BYTES_MAX: u64 = 10 << 20;
+
+/// Account and region, for ARNs and error texts.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub account_id: String,
+    pub region: String,
+}
+
+/// One PutRecords entry.
+#[derive(Debug, Clone)]
+pub struct PutEntry {
+    pub partition_key: String,
+    pub data: Bytes,
+    pub explicit_hash_key: Option<String>,
+}
+
+/// Where a record went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    pub shard_id: String,
+    pub sequence_number: String,
+}
+
+/// A PutRecords entry's failure, as AWS reports it inside a 200 response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryFailure {
+    pub error_code: String,
+    pub error_message: String,
+}
+
+/// A record ready for a GetRecords response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    pub sequence_number: String,
+    pub arrival_ms: u64,
+    pub partition_key: String,
+    pub data: Bytes,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordsOut {
+    pub records: Vec<OutRecord>,
+    /// `None` at the end of a closed shard.
+    pub next_shard_iterator: Option<String>,
+    pub millis_behind_latest: u64,
+}
+
+/// The kinds of shard iterator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IteratorType {
+    AtSequenceNumber,
+    AfterSequenceNumber,
+    TrimHorizon,
+    Latest,
+    AtTimestamp,
+}
+
+impl IteratorType {
+    pub fn parse(s: &str) -> Option<IteratorType> {
+        Some(match s {
+            "AT_SEQUENCE_NUMBER" => IteratorType::AtSequenceNumber,
+            "AFTER_SEQUENCE_NUMBER" => IteratorType::AfterSequenceNumber,
+            "TRIM_HORIZON" => IteratorType::TrimHorizon,
+            "LATEST" => IteratorType::Latest,
+            "AT_TIMESTAMP" => IteratorType::AtTimestamp,
+            _ => return None,
+        })
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            IteratorType::AtSequenceNumber => "AT_SEQUENCE_NUMBER",
+            IteratorType::AfterSequenceNumber => "AFTER_SEQUENCE_NUMBER",
+            IteratorType::TrimHorizon => "TRIM_HORIZON",
+            IteratorType::Latest => "LATEST",
+            IteratorType::AtTimestamp => "AT_TIMESTAMP",
+        }
+    }
+}
+
+/// A shard, the positions of its entries in the request, and the entries.
+type ShardBatch = (ShardRoute, Vec<usize>, Vec<(Bytes, Bytes)>);
+
+pub struct DataPlane {
+    pub identity: Identity,
+    pub maps: Arc<MapHolder>,
+    pub storage: Arc<dyn StoragePlane>,
+    pub iterators: IteratorCodec,
+    pub now_ms: fn() -> u64,
+}
+
+fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> String {
+    SequenceNumber::new(created_ms / 1000, shard_index, seq_ix, arrival_ms / 1000).to_decimal()
+}
+
+impl DataPlane {
+    fn not_found(&self, name: &str) -> ApiError {
+        ApiError::new(
+            ErrorKind::ResourceNotFound,
+            format!(
+                "Stream {name} under account {} not found.",
+                self.identity.account_id
+            ),
+        )
+    }
+
+    /// The stream named by `StreamName` or `StreamARN` (an ARN of another account or region is
+    /// not found).
+    pub fn resolve_name<'a>(
+        &self,
+        name: Option<&'a str>,
+        arn: Option<&'a str>,
+    ) -> Result<&'a str, ApiError> {
+        if let Some(n) = name {
+            return Ok(n);
+        }
+        let Some(arn) = arn else {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                "Either StreamName or StreamARN should be provided.",
+            ));
+        };
+        let prefix = format!(
+            "arn:aws:kinesis:{}:{}:stream/",
+            self.identity.region, self.identity.account_id
+        );
+        match arn.strip_prefix(&prefix) {
+            Some(name) if !name.is_empty() && !name.contains('/') => Ok(name),
+            _ => Err(ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Stream {arn} under account {} not found.",
+                    self.identity.account_id
+                ),
+            )),
+        }
+    }
+
+    fn stream(&self, name: &str) -> Result<Arc<StreamRoute>, ApiError> {
+        self.maps
+            .current()
+            .stream(name)
+            .cloned()
+            .ok_or_else(|| self.not_found(name))
+    }
+
+    /// A stream that takes writes and reads (ACTIVE or UPDATING).
+    fn live_stream(&self, name: &str) -> Result<Arc<StreamRoute>, ApiError> {
+        let s = self.stream(name)?;
+        match s.state {
+            StreamState::Active | StreamState::Updating => Ok(s),
+            _ => Err(self.not_found(name)),
+        }
+    }
+
+    fn hash_key(&self, partition_key: &str, explicit: Option<&str>) -> Result<HashKey, ApiError> {
+        match explicit {
+            None => Ok(partition_key_hash(partition_key)),
+            Some(e) => e.parse::<u128>().map(HashKey).map_err(|_| {
+                ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    format!("Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, 2^128-1]. Specified value was {e}"),
+                )
+            }),
+        }
+    }
+
+    pub async fn put_record(
+        &self,
+        stream_name: &str,
+        entry: PutEntry,
+        sequence_number_for_ordering: Option<&str>,
+    ) -> Result<Placed, ApiError> {
+        let stream = self.live_stream(stream_name)?;
+        let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
+        if let Some(s) = sequence_number_for_ordering {
+            if SequenceNumber::parse(s).is_err() {
+                return Err(ApiError::new(
+                    ErrorKind::InvalidArgument,
+                    format!(
+                        "ExclusiveMinimumSequenceNumber {s} used in PutRecord on stream {stream_name} under account {} is invalid.",
+                        self.identity.account_id
+                    ),
+                ));
+            }
+        }
+        let shard = stream.route(key).ok_or_else(|| {
+            ApiError::new(ErrorKind::InternalFailure, "Internal service failure.")
+        })?;
+        let ack = self
+            .storage
+            .append(shard, vec![(Bytes::from(entry.partition_key), entry.data)])
+            .await
+            .map_err(|e| self.rename_throttle(e, shard, stream_name))?;
+        Ok(Placed {
+            shard_id: shard.shard_id.to_string(),
+            sequence_number: seq(
+                ack.shard_created_ms,
+                shard.shard_id.0,
+                ack.first_seq_ix,
+                ack.arrival_ms,
+            ),
+        })
+    }
+
+    fn rename_throttle(&self, e: ApiError, shard: &ShardRoute, stream: &str) -> ApiError {
+        if e.kind == ErrorKind::ProvisionedThroughputExceeded {
+            ApiError::new(
+                ErrorKind::ProvisionedThroughputExceeded,
+                format!(
+                    "Rate exceeded for shard {} in stream {stream} under account {}.",
+                    shard.shard_id, self.identity.account_id
+                ),
+            )
+        } else {
+            e
+        }
+    }
+
+    /// Writes each shard's entries with one append per shard, concurrently; failures are per
+    /// entry (the order of entries is preserved in the answer).
+    pub async fn put_records(
+        &self,
+        stream_name: &str,
+        entries: Vec<PutEntry>,
+    ) -> Result<Vec<Result<Placed, EntryFailure>>, ApiError> {
+        let stream = self.live_stream(stream_name)?;
+        let mut keys = Vec::with_capacity(entries.len());
+        for e in &entries {
+            keys.push(self.hash_key(&e.partition_key, e.explicit_hash_key.as_deref())?);
+        }
+        // Group entries by shard, keeping their positions.
+        let mut groups: Vec<ShardBatch> = Vec::new();
+        for (i, (e, key)) in entries.into_iter().zip(keys).enumerate() {
+            let shard = stream.route(key).ok_or_else(|| {
+                ApiError::new(ErrorKind::InternalFailure, "Internal service failure.")
+            })?;
+            let item = (Bytes::from(e.partition_key), e.data);
+            match groups.iter_mut().find(|g| g.0.shard_id == shard.shard_id) {
+                Some(g) => {
+                    g.1.push(i);
+                    g.2.push(item);
+                }
+                None => groups.push((shard.clone(), vec![i], vec![item])),
+            }
+        }
+        let total: usize = groups.iter().map(|g| g.1.len()).sum();
+        let mut out: Vec<Option<Result<Placed, EntryFailure>>> = vec![None; total];
+        let pending: Vec<_> = groups
+            .into_iter()
+            .map(|(shard, positions, items)| {
+                let fut = self.storage.append(&shard, items);
+                (shard, positions, fut)
+            })
+            .collect();
+        for (shard, positions, fut) in pending {
+            match fut.await {
+                Ok(ack) => {
+                    for (n, pos) in positions.into_iter().enumerate() {
+                        if let Some(slot) = out.get_mut(pos) {
+                            *slot = Some(Ok(Placed {
+                                shard_id: shard.shard_id.to_string(),
+                                sequence_number: seq(
+                                    ack.shard_created_ms,
+                                    shard.shard_id.0,
+                                    ack.first_seq_ix + n as u64,
+                                    ack.arrival_ms,
+                                ),
+                            }));
+                        }
+                    }
+                }
+                Err(e) => {
+                    let failure = if e.kind == ErrorKind::ProvisionedThroughputExceeded {
+                        let e = self.rename_throttle(e, &shard, stream_name);
+                        EntryFailure {
+                            error_code: "ProvisionedThroughputExceededException".into(),
+                            error_message: e.message,
+                        }
+                    } else {
+                        EntryFailure {
+                            error_code: "InternalFailure".into(),
+                            error_message: "Internal service failure.".into(),
+                        }
+                    };
+                    for pos in positions {
+                        if let Some(slot) = out.get_mut(pos) {
+                            *slot = Some(Err(failure.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(EntryFailure {
+                        error_code: "InternalFailure".into(),
+                        error_message: "Internal service failure.".into(),
+                    })
+                })
+            })
+            .collect())
+    }
+
+    pub async fn get_shard_iterator(
+        &self,
+        stream_name: &str,
+        shard_id: &str,
+        kind: IteratorType,
+        starting_sequence_number: Option<&str>,
+        timestamp_ms: Option<u64>,
+    ) -> Result<String, ApiError> {
+        let acct = &self.identity.account_id;
+        let Some(id) = ShardId::parse(shard_id) else {
+            return Err(ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Could not find shard {shard_id} in stream {stream_name} under account {acct}."
+                ),
+            ));
+        };
+        let missing_shard = || {
+            ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!("Shard {id} in stream {stream_name} under account {acct} does not exist"),
+            )
+        };
+        let stream = self.stream(stream_name).map_err(|_| missing_shard())?;
+        let shard = stream.shard(id).ok_or_else(missing_shard)?.clone();
+        let now = (self.now_ms)();
+        let mixed = |with: bool| {
+            ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!(
+                    "Must either specify (1) AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER and StartingSequenceNumber or (2) TRIM_HORIZON or LATEST and no StartingSequenceNumber. Request specified {} and {} StartingSequenceNumber.",
+                    kind.name(),
+                    if with { "also a" } else { "no" }
+                ),
+            )
+        };
+        let position = match (kind, starting_sequence_number) {
+            (IteratorType::TrimHorizon | IteratorType::Latest, Some(_)) => return Err(mixed(true)),
+            (IteratorType::AtSequenceNumber | IteratorType::AfterSequenceNumber, None) => {
+                return Err(mixed(false))
+            }
+            (IteratorType::AtSequenceNumber | IteratorType::AfterSequenceNumber, Some(s)) => {
+                let invalid = || {
+                    ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("StartingSequenceNumber {s} used in GetShardIterator on shard {id} in stream {stream_name} under account {acct} is invalid."),
+                    )
+                };
+                let parsed = SequenceNumber::parse(s).map_err(|_| invalid())?;
+                if parsed.shard_index != id.0 {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!(
+                            "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {id}",
+                            ShardId(parsed.shard_index)
+                        ),
+                    ));
+                }
+                let tip = self.storage.tip(&shard).await?;
+                if parsed.shard_created_secs != tip.shard_created_ms / 1000 {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("StartingSequenceNumber {s} used in GetShardIterator on shard {id} in stream {stream_name} under account {acct} is invalid because it did not come from this stream."),
+                    ));
+                }
+                if kind == IteratorType::AtSequenceNumber {
+                    Position::SeqIx(parsed.seq_ix)
+                } else {
+                    if parsed.seq_ix >= levee_map::seqnum::SEQ_IX_MAX {
+                        return Err(ApiError::new(
+                            ErrorKind::InvalidArgument,
+                            "Invalid SequenceNumber for ShardIteratorType AFTER_SEQUENCE_NUMBER, SequenceNumber has reached max possible value for the shard.",
+                        ));
+                    }
+                    Position::SeqIx(parsed.seq_ix + 1)
+                }
+            }
+            (IteratorType::TrimHorizon, None) => Position::SeqIx(0),
+            (IteratorType::Latest, None) => {
+                Position::SeqIx(self.storage.tip(&shard).await?.next_seq_ix)
+            }
+            (IteratorType::AtTimestamp, _) => {
+                let Some(ts) = timestamp_ms else {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        "Must specify timestampInMillis parameter for iterator of type AT_TIMESTAMP. Current request has no timestamp parameter.",
+                    ));
+                };
+                if ts > now {
+                    return Err(ApiError::new(
+                        ErrorKind::InvalidArgument,
+                        format!("The timestampInMillis parameter cannot be greater than the currentTimestampInMillis. timestampInMillis: {ts}, currentTimestampInMillis: {now}"),
+                    ));
+                }
+                Position::Timestamp(ts)
+            }
+        };
+        Ok(self.iterators.encode(&ShardIterator {
+            issued_ms: now,
+            stream_name: stream_name.to_owned(),
+            shard_uid: shard.uid,
+            shard_index: id.0,
+            position,
+        }))
+    }
+
+    pub async fn get_records(
+        &self,
+        iterator: &str,
+        limit: Option<u32>,
+    ) -> Result<RecordsOut, ApiError> {
+        let now = (self.now_ms)();
+        let it = self.iterators.decode(iterator, now).map_err(|e| match e {
+            IteratorError::Invalid => {
+                ApiError::new(ErrorKind::InvalidArgument, "Invalid ShardIterator.")
+            }
+            IteratorError::Expired(m) => ApiError::new(ErrorKind::ExpiredIterator, m),
+        })?;
+        let acct = &self.identity.account_id;
+        let id = ShardId(it.shard_index);
+        let missing = || {
+            ApiError::new(
+                ErrorKind::ResourceNotFound,
+                format!(
+                    "Shard {id} in stream {} under account {acct} does not exist",
+                    it.stream_name
+                ),
+            )
+        };
+        let stream = self.stream(&it.stream_name).map_err(|_| missing())?;
+        let shard = stream
+            .shard(id)
+            .filter(|s| s.uid == it.shard_uid)
+            .ok_or_else(missing)?
+            .clone();
+        let from = match it.position {
+            Position::SeqIx(x) => ReadFrom::SeqIx(x),
+            Position::Timestamp(t) => ReadFrom::Timestamp(t),
+        };
+        let max_records = limit
+            .map_or(GET_RECORDS_RECORDS_MAX, |l| l as usize)
+            .min(GET_RECORDS_RECORDS_MAX);
+        let out = self
+            .storage
+            .read(&shard, from, max_records, GET_RECORDS_BYTES_MAX)
+            .await?;
+        let records = out
+            .records
+            .iter()
+            .map(|r| OutRecord {
+                sequence_number: seq(out.shard_created_ms, id.0, r.seq_ix, r.arrival_ms),
+                arrival_ms: r.arrival_ms,
+                partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                data: r.data.clone(),
+            })
+            .collect::<Vec<_>>();
+        let millis_behind_latest = match out.records.last() {
+            Some(last) if out.next_seq_ix < out.tip_next_seq_ix => {
+                out.tip_arrival_ms.saturating_sub(last.arrival_ms)
+            }
+            _ => 0,
+        };
+        let next_shard_iterator = (!out.shard_end).then(|| {
+            self.iterators.encode(&ShardIterator {
+                issued_ms: now,
+                stream_name: it.stream_name.clone(),
+                shard_uid: it.shard_uid,
+                shard_index: it.shard_index,
+                position: Position::SeqIx(out.next_seq_ix),
+            })
+        });
+        Ok(RecordsOut {
+            records,
+            next_shard_iterator,
+            millis_behind_latest,
+        })
+    }
+}

@@ -1,0 +1,348 @@
+//! The HTTP layer: one listener serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c, as the
+//! Java SDK's async client speaks on `http://`) on the same port, the checks AWS makes before an
+//! operation runs (method, content type, target, authentication header shape), request ids, and
+//! a bounded number of connections. It hands each well-formed call to a [`Dispatch`].
+//!
+//! Order of the pre-dispatch checks and their answers follow AWS as recorded by kinesalite's
+//! tests: a body over the limit → 413; a method other than POST → 403 XML
+//! `AccessDeniedException`; an empty body → 400 `SerializationException` (known operation) or
+//! `UnknownOperationException`; an unknown content type → 403 XML `AccessDeniedException` without
+//! a target, else 404 `<UnknownOperationException/>`; an unknown target → 400
+//! `UnknownOperationException`; no `Authorization` header (nor query signature) → 400
+//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use levee_protocol::{ApiError, ErrorKind, Operation, WireFormat};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Largest request body accepted: a 10 MiB PutRecords grows by a third as base64 JSON.
+pub const REQUEST_BODY_BYTES_MAX: usize = 16 << 20;
+/// Connections served at once; further ones wait in the listen backlog.
+pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
+/// How long graceful shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub body_bytes_max: usize,
+    pub connections_max: usize,
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_bytes_max: REQUEST_BODY_BYTES_MAX,
+            connections_max: CONNECTIONS_MAX_DEFAULT,
+            shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+        }
+    }
+}
+
+/// One well-formed API call.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub op: Operation,
+    pub format: WireFormat,
+    pub body: Bytes,
+    pub request_id: String,
+}
+
+/// What handles calls: returns the encoded response body, or an error to encode.
+pub trait Dispatch: Send + Sync + 'static {
+    fn dispatch(
+        &self,
+        call: Call,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
+}
+
+/// Counters of the HTTP layer (requests by HTTP version, connections).
+#[derive(Debug, Default)]
+pub struct HttpStats {
+    pub requests_http1: AtomicU64,
+    pub requests_http2: AtomicU64,
+    pub connections_open: AtomicU64,
+    pub connections_total: AtomicU64,
+}
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting and gives in-flight
+/// requests `shutdown_grace_ms` to finish.
+pub async fn serve(
+    listener: TcpListener,
+    cfg: HttpConfig,
+    dispatch: Arc<dyn Dispatch>,
+    stats: Arc<HttpStats>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(cfg.connections_max.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let cfg = Arc::new(cfg);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let dispatch = dispatch.clone();
+        let stats2 = stats.clone();
+        let cfg2 = cfg.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let dispatch = dispatch.clone();
+            let stats = stats2.clone();
+            let cfg = cfg2.clone();
+            async move { Ok::<_, Infallible>(handle(req, peer, &cfg, &*dispatch, &stats).await) }
+        });
+        let conn = auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        let stats = stats.clone();
+        stats.connections_open.fetch_add(1, Ordering::Relaxed);
+        stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections closed"),
+        _ = tokio::time::sleep(Duration::from_millis(cfg.shutdown_grace_ms)) => {
+            tracing::warn!(grace_ms = cfg.shutdown_grace_ms, "shutdown grace period over; dropping open connections");
+        }
+    }
+}
+
+fn request_id() -> String {
+    let b: [u8; 16] = rand::random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        u16::from_be_bytes([b[4], b[5]]),
+        (u16::from_be_bytes([b[6], b[7]]) & 0x0fff) | 0x4000,
+        (u16::from_be_bytes([b[8], b[9]]) & 0x3fff) | 0x8000,
+        u64::from_be_bytes([0, 0, b[10], b[11], b[12], b[13], b[14], b[15]])
+    )
+}
+
+fn extended_id() -> String {
+    let b: [u8; 72] = std::array::from_fn(|_| rand::random());
+    base64::engine::general_purpose::STANDARD.encode(b)
+}
+
+/// An XML error body as AWS sends before it knows the wire format.
+fn xml_error(
+    status: StatusCode,
+    type_name: &str,
+    message: Option<&str>,
+) -> (StatusCode, &'static str, Vec<u8>) {
+    let body = match message {
+        Some(m) => format!("<{type_name}>\n  <Message>{m}</Message>\n</{type_name}>\n"),
+        None => format!("<{type_name}/>\n"),
+    };
+    (status, "application/xml", body.into_bytes())
+}
+
+fn api_error(format: WireFormat, err: &ApiError) -> (StatusCode, &'static str, Vec<u8>) {
+    let status = StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (
+        status,
+        format.content_type(),
+        levee_protocol::encode_error(format, err),
+    )
+}
+
+/// Checks the Authorization header's shape (signatures are not verified yet).
+fn check_auth(req: &Request<Incoming>) -> Result<(), ApiError> {
+    let header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let query_auth = req
+        .uri()
+        .query()
+        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("X-Amz-Algorithm=")));
+    match (header, query_auth) {
+        (Some(_), true) => Err(ApiError::new(
+            ErrorKind::InvalidSignature,
+            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.",
+        )),
+        (None, false) => Err(ApiError::new(
+            ErrorKind::MissingAuthenticationToken,
+            "Missing Authentication Token",
+        )),
+        (None, true) => Ok(()),
+        (Some(h), false) => {
+            let params: Vec<&str> = h
+                .split([',', ' '])
+                .skip(1)
+                .filter(|s| !s.is_empty())
+                .filter_map(|kv| kv.trim().split('=').next())
+                .collect();
+            let mut msg = String::new();
+            for p in ["Credential", "Signature", "SignedHeaders"] {
+                let present = h
+                    .split([',', ' '])
+                    .skip(1)
+                    .any(|kv| kv.trim().strip_prefix(p).and_then(|r| r.strip_prefix('=')).is_some_and(|v| !v.is_empty()));
+                if !present {
+                    msg.push_str(&format!("Authorization header requires '{p}' parameter. "));
+                }
+            }
+            let _ = params;
+            if !req.headers().contains_key("x-amz-date") && !req.headers().contains_key(hyper::header::DATE) {
+                msg.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
+            }
+            if msg.is_empty() {
+                Ok(())
+            } else {
+                msg.push_str("Authorization=");
+                msg.push_str(h);
+                Err(ApiError::new(ErrorKind::IncompleteSignature, msg))
+            }
+        }
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    cfg: &HttpConfig,
+    dispatch: &dyn Dispatch,
+    stats: &HttpStats,
+) -> Response<Full<Bytes>> {
+    match req.version() {
+        Version::HTTP_2 => stats.requests_http2.fetch_add(1, Ordering::Relaxed),
+        _ => stats.requests_http1.fetch_add(1, Ordering::Relaxed),
+    };
+    let request_id = request_id();
+    let (status, content_type, body) = route(req, cfg, dispatch, &request_id).await;
+    tracing::debug!(%peer, %request_id, status = status.as_u16(), "request");
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&extended_id()) {
+        h.insert("x-amz-id-2", v);
+    }
+    resp
+}
+
+async fn route(
+    req: Request<Incoming>,
+    cfg: &HttpConfig,
+    dispatch: &dyn Dispatch,
+    request_id: &str,
+) -> (StatusCode, &'static str, Vec<u8>) {
+    if let Some(len) = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if len > cfg.body_bytes_max {
+            return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new());
+        }
+    }
+    if req.method() != Method::POST {
+        return xml_error(
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            Some("Unable to determine service/operation name to be authorized"),
+        );
+    }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let format = WireFormat::from_content_type(&content_type);
+    let target = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let op = Operation::from_target(&target);
+    let auth = check_auth(&req);
+    let body = match Limited::new(req.into_body(), cfg.body_bytes_max)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()),
+    };
+    let Some(format) = format else {
+        if !target.contains('.') || target.ends_with('.') || target.starts_with('.') {
+            return xml_error(
+                StatusCode::FORBIDDEN,
+                "AccessDeniedException",
+                Some("Unable to determine service/operation name to be authorized"),
+            );
+        }
+        return xml_error(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+    };
+    let op = match op {
+        Ok(op) => op,
+        Err(e) => return api_error(format, &e),
+    };
+    if body.is_empty() {
+        return api_error(format, &ApiError::new(ErrorKind::Serialization, ""));
+    }
+    if let Err(e) = auth {
+        return api_error(format, &e);
+    }
+    let call = Call {
+        op,
+        format,
+        body,
+        request_id: request_id.to_owned(),
+    };
+    match dispatch.dispatch(call).await {
+        Ok(body) => (StatusCode::OK, format.content_type(), body),
+        Err(e) => {
+            if e.kind == ErrorKind::InternalFailure {
+                tracing::error!(%request_id, op = op.name(), error = %e.message, "internal failure");
+            }
+            api_error(format, &e)
+        }
+    }
+}

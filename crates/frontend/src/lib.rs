@@ -1,0 +1,16 @@
+//! Levee's front-end: speaks the Kinesis wire protocols (JSON and CBOR over HTTP/1.1 and h2c),
+//! checks requests, routes data operations by the shard map to storage, and forwards control
+//! operations to the control plane. It is stateless apart from its map and never depends on the
+//! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
+//!
+//! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
+//! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
+//! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
+//! - [`backend`]: the control-plane and storage interfaces, and the map holder.
+//! - [`service`]: decodes each call and sends it where it belongs.
+
+pub mod backend;
+pub mod dataplane;
+pub mod http;
+pub mod iterator;
+pub mod service;

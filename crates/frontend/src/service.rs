@@ -1,0 +1,150 @@
+//! The front-end's [`Dispatch`]: decodes each call with the protocol codec, runs the data-plane
+//! operations itself ([`DataPlane`]), and forwards every other operation to the control plane.
+
+use std::sync::Arc;
+
+use levee_protocol::types::{
+    GetRecordsOutput, GetShardIteratorOutput, PutRecordOutput, PutRecordsOutput,
+    PutRecordsResultEntry, Record, ShardIteratorType,
+};
+use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
+
+use crate::backend::{BoxFuture, ControlPlane};
+use crate::dataplane::{DataPlane, IteratorType, PutEntry};
+use crate::http::{Call, Dispatch};
+
+/// Decodes calls and sends each where it belongs.
+pub struct KinesisService {
+    pub data: DataPlane,
+    pub control: Arc<dyn ControlPlane>,
+}
+
+/// A cheaply cloned handle that implements [`Dispatch`].
+#[derive(Clone)]
+pub struct Service(pub Arc<KinesisService>);
+
+fn iterator_type(t: ShardIteratorType) -> IteratorType {
+    match t {
+        ShardIteratorType::AtSequenceNumber => IteratorType::AtSequenceNumber,
+        ShardIteratorType::AfterSequenceNumber => IteratorType::AfterSequenceNumber,
+        ShardIteratorType::TrimHorizon => IteratorType::TrimHorizon,
+        ShardIteratorType::Latest => IteratorType::Latest,
+        ShardIteratorType::AtTimestamp => IteratorType::AtTimestamp,
+    }
+}
+
+impl KinesisService {
+    async fn call(&self, call: Call) -> Result<Vec<u8>, ApiError> {
+        let format = call.format;
+        let request = decode_request(call.op, format, &call.body)?;
+        let d = &self.data;
+        match request {
+            Request::PutRecord(r) => {
+                let name = d.resolve_name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let placed = d
+                    .put_record(
+                        name,
+                        PutEntry {
+                            partition_key: r.partition_key.clone(),
+                            data: r.data.0.clone(),
+                            explicit_hash_key: r.explicit_hash_key.clone(),
+                        },
+                        r.sequence_number_for_ordering.as_deref(),
+                    )
+                    .await?;
+                Ok(encode_response(
+                    format,
+                    &PutRecordOutput {
+                        shard_id: placed.shard_id,
+                        sequence_number: placed.sequence_number,
+                        encryption_type: None,
+                    },
+                ))
+            }
+            Request::PutRecords(r) => {
+                let name = d.resolve_name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let entries = r
+                    .records
+                    .iter()
+                    .map(|e| PutEntry {
+                        partition_key: e.partition_key.clone(),
+                        data: e.data.0.clone(),
+                        explicit_hash_key: e.explicit_hash_key.clone(),
+                    })
+                    .collect();
+                let results = d.put_records(name, entries).await?;
+                let failed = results.iter().filter(|r| r.is_err()).count();
+                let records = results
+                    .into_iter()
+                    .map(|r| match r {
+                        Ok(p) => PutRecordsResultEntry::success(p.shard_id, p.sequence_number),
+                        Err(f) => PutRecordsResultEntry {
+                            error_code: Some(f.error_code),
+                            error_message: Some(f.error_message),
+                            ..Default::default()
+                        },
+                    })
+                    .collect();
+                Ok(encode_response(
+                    format,
+                    &PutRecordsOutput {
+                        failed_record_count: Some(failed as i32),
+                        records,
+                        encryption_type: None,
+                    },
+                ))
+            }
+            Request::GetShardIterator(r) => {
+                let name = d.resolve_name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let it = d
+                    .get_shard_iterator(
+                        name,
+                        &r.shard_id,
+                        iterator_type(r.shard_iterator_type),
+                        r.starting_sequence_number.as_deref(),
+                        r.timestamp.map(|t| t.millis()),
+                    )
+                    .await?;
+                Ok(encode_response(
+                    format,
+                    &GetShardIteratorOutput {
+                        shard_iterator: Some(it),
+                    },
+                ))
+            }
+            Request::GetRecords(r) => {
+                let limit = r.limit.and_then(|l| u32::try_from(l).ok());
+                let out = d.get_records(&r.shard_iterator, limit).await?;
+                Ok(encode_response(
+                    format,
+                    &GetRecordsOutput {
+                        records: out
+                            .records
+                            .into_iter()
+                            .map(|rec| Record {
+                                sequence_number: rec.sequence_number,
+                                approximate_arrival_timestamp: Some(Timestamp(rec.arrival_ms)),
+                                data: Blob(rec.data),
+                                partition_key: rec.partition_key,
+                                encryption_type: None,
+                            })
+                            .collect(),
+                        next_shard_iterator: out.next_shard_iterator,
+                        millis_behind_latest: Some(
+                            i64::try_from(out.millis_behind_latest).unwrap_or(i64::MAX),
+                        ),
+                        child_shards: None,
+                    },
+                ))
+            }
+            other => self.control.call(other, format).await,
+        }
+    }
+}
+
+impl Dispatch for Service {
+    fn dispatch(&self, call: Call) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        let this = self.0.clone();
+        Box::pin(async move { this.call(call).await })
+    }
+}

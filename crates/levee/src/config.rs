@@ -1,0 +1,146 @@
+//! `levee serve` configuration: defaults, overridden by an optional TOML file, overridden by
+//! environment variables (`LEVEE_*`), overridden by command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Worker threads of the request runtime by default: the number of cores.
+pub fn worker_threads_default() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
+/// Blocking-pool threads by default (storage reads). tokio's own default is 512 (rule R1).
+pub const BLOCKING_THREADS_DEFAULT: usize = 16;
+
+/// The settings `levee serve` runs with, after merging every source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub account_id: String,
+    pub region: String,
+    /// How long a new stream stays CREATING (and a deleted one DELETING).
+    pub stream_transition_ms: u64,
+    pub worker_threads: usize,
+    pub blocking_threads: usize,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4567)),
+            data_dir: PathBuf::from("./levee-data"),
+            account_id: "000000000000".into(),
+            region: "us-east-1".into(),
+            stream_transition_ms: 500,
+            worker_threads: worker_threads_default(),
+            blocking_threads: BLOCKING_THREADS_DEFAULT,
+        }
+    }
+}
+
+/// The TOML file's shape: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub stream_transition_ms: Option<u64>,
+    pub worker_threads: Option<usize>,
+    pub blocking_threads: Option<usize>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// Values given on the command line or in the environment (clap merges those two).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub account_id: Option<String>,
+    pub region: Option<String>,
+    pub stream_transition_ms: Option<u64>,
+    pub worker_threads: Option<usize>,
+    pub blocking_threads: Option<usize>,
+}
+
+impl ServeConfig {
+    /// Defaults ← file ← environment/flags.
+    pub fn merge(file: FileConfig, over: Overrides) -> anyhow::Result<ServeConfig> {
+        let d = ServeConfig::default();
+        let cfg = ServeConfig {
+            listen: over.listen.or(file.listen).unwrap_or(d.listen),
+            data_dir: over.data_dir.or(file.data_dir).unwrap_or(d.data_dir),
+            account_id: over.account_id.or(file.account_id).unwrap_or(d.account_id),
+            region: over.region.or(file.region).unwrap_or(d.region),
+            stream_transition_ms: over
+                .stream_transition_ms
+                .or(file.stream_transition_ms)
+                .unwrap_or(d.stream_transition_ms),
+            worker_threads: over
+                .worker_threads
+                .or(file.worker_threads)
+                .unwrap_or(d.worker_threads),
+            blocking_threads: over
+                .blocking_threads
+                .or(file.blocking_threads)
+                .unwrap_or(d.blocking_threads),
+        };
+        anyhow::ensure!(
+            cfg.account_id.len() == 12 && cfg.account_id.bytes().all(|b| b.is_ascii_digit()),
+            "account id must be 12 digits, got {:?}",
+            cfg.account_id
+        );
+        anyhow::ensure!(!cfg.region.is_empty(), "region must not be empty");
+        anyhow::ensure!(cfg.worker_threads >= 1, "worker threads must be at least 1");
+        anyhow::ensure!(
+            cfg.blocking_threads >= 1,
+            "blocking threads must be at least 1"
+        );
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_override_defaults() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\nregion = \"eu-west-1\"\naccount-id = \"111111111111\"\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            region: Some("ap-south-1".into()),
+            ..Overrides::default()
+        };
+        let cfg = ServeConfig::merge(file, over).unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(cfg.region, "ap-south-1");
+        assert_eq!(cfg.account_id, "111111111111");
+        assert_eq!(cfg.data_dir, PathBuf::from("./levee-data"));
+        assert_eq!(cfg.stream_transition_ms, 500);
+    }
+
+    #[test]
+    fn bad_values_and_unknown_keys_are_refused() {
+        assert!(toml::from_str::<FileConfig>("colour = \"red\"\n").is_err());
+        let over = Overrides {
+            account_id: Some("12".into()),
+            ..Overrides::default()
+        };
+        assert!(ServeConfig::merge(FileConfig::default(), over).is_err());
+    }
+}

@@ -1,0 +1,519 @@
+//! The control plane as the front-end calls it in the embedded mode: control operations become
+//! catalog commands (logged, applied, answered with their outcome) or catalog queries, and the
+//! answers take AWS's shapes. Also builds the front-end service for the node.
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use levee_catalog::{CatalogError, Command, Outcome, Stream, StreamMode};
+use levee_frontend::backend::{BoxFuture, ControlPlane};
+use levee_frontend::dataplane::{DataPlane, Identity};
+use levee_frontend::http::Dispatch;
+use levee_frontend::iterator::IteratorCodec;
+use levee_frontend::service::{KinesisService, Service};
+use levee_map::seqnum::SequenceNumber;
+use levee_protocol::types::{
+    self, DescribeStreamOutput, DescribeStreamSummaryOutput, HashKeyRange, ListShardsOutput,
+    ListStreamsOutput, ListTagsForResourceOutput, ListTagsForStreamOutput, SequenceNumberRange,
+    ShardFilterType, StreamDescription, StreamDescriptionSummary, StreamModeDetails, StreamSummary,
+    Tag,
+};
+use levee_protocol::{encode_response, ApiError, ErrorKind, Request, Timestamp, WireFormat};
+
+use crate::node::{now_ms, Node};
+use crate::storage_adapter::LocalStorage;
+
+/// DescribeStream returns at most this many shards per call.
+const DESCRIBE_SHARDS_MAX: usize = 100;
+/// ListShards returns at most this many shards per call.
+const LIST_SHARDS_MAX: usize = 1000;
+/// ListStreams' default page size.
+const LIST_STREAMS_DEFAULT: usize = 100;
+/// ListTagsForStream's default page size.
+const LIST_TAGS_DEFAULT: usize = 100;
+/// ListShards' NextToken expires after this long (AWS: 300 s).
+const NEXT_TOKEN_TTL_MS: u64 = 300_000;
+
+/// Builds the front-end service of an embedded node.
+pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> Arc<dyn Dispatch> {
+    let data = DataPlane {
+        identity: Identity {
+            account_id: node.cfg.account_id.clone(),
+            region: node.cfg.region.clone(),
+        },
+        maps: node.maps.clone(),
+        storage: Arc::new(LocalStorage {
+            engine: node.engine.clone(),
+        }),
+        iterators: IteratorCodec::new(iterator_key),
+        now_ms,
+    };
+    let control = Arc::new(LocalControl { node });
+    Arc::new(Service(Arc::new(KinesisService { data, control })))
+}
+
+struct LocalControl {
+    node: Arc<Node>,
+}
+
+fn api(e: CatalogError) -> ApiError {
+    if let CatalogError::InternalFailure { reason } = &e {
+        tracing::error!(%reason, "catalog refused a command as an internal failure");
+    }
+    let kind = ErrorKind::ALL
+        .iter()
+        .copied()
+        .find(|k| k.type_name() == e.type_name())
+        .unwrap_or(ErrorKind::InternalFailure);
+    ApiError::new(kind, e.message())
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    tracing::error!(error = %format!("{e:#}"), "control operation failed");
+    ApiError::internal_failure()
+}
+
+fn status(s: levee_catalog::StreamStatus) -> types::StreamStatus {
+    match s {
+        levee_catalog::StreamStatus::Creating => types::StreamStatus::Creating,
+        levee_catalog::StreamStatus::Active => types::StreamStatus::Active,
+        levee_catalog::StreamStatus::Updating => types::StreamStatus::Updating,
+        levee_catalog::StreamStatus::Deleting => types::StreamStatus::Deleting,
+    }
+}
+
+fn mode(m: StreamMode) -> StreamModeDetails {
+    StreamModeDetails {
+        stream_mode: match m {
+            StreamMode::Provisioned => types::StreamMode::Provisioned,
+            StreamMode::OnDemand => types::StreamMode::OnDemand,
+        },
+    }
+}
+
+fn shard_shape(s: &levee_catalog::Shard) -> types::Shard {
+    types::Shard {
+        shard_id: s.shard_id().to_string(),
+        parent_shard_id: s.parent_shard_id().map(|p| p.to_string()),
+        adjacent_parent_shard_id: s.adjacent_parent_shard_id().map(|p| p.to_string()),
+        hash_key_range: HashKeyRange {
+            starting_hash_key: s.starting_hash_key(),
+            ending_hash_key: s.ending_hash_key(),
+        },
+        sequence_number_range: SequenceNumberRange {
+            starting_sequence_number: SequenceNumber::new(
+                s.created_ms / 1000,
+                s.index,
+                0,
+                s.created_ms / 1000,
+            )
+            .to_decimal(),
+            ending_sequence_number: None,
+        },
+    }
+}
+
+fn empty_ok() -> Result<Vec<u8>, ApiError> {
+    Ok(Vec::new())
+}
+
+impl LocalControl {
+    fn name<'a>(&self, name: Option<&'a str>, arn: Option<&'a str>) -> Result<String, ApiError> {
+        if let Some(n) = name {
+            return Ok(n.to_owned());
+        }
+        let Some(arn) = arn else {
+            return Err(ApiError::invalid_argument(
+                "Either StreamName or StreamARN should be provided.",
+            ));
+        };
+        self.node
+            .catalog
+            .read(|c| c.stream_by_arn(arn).map(|s| s.name.clone()))
+            .map_err(api)
+    }
+
+    fn stream(&self, name: &str) -> Result<Stream, ApiError> {
+        self.node
+            .catalog
+            .read(|c| c.stream(name).cloned())
+            .map_err(api)
+    }
+
+    async fn run(&self, cmd: Command) -> Result<Outcome, ApiError> {
+        self.node
+            .catalog
+            .execute(cmd)
+            .await
+            .map_err(internal)?
+            .map_err(api)
+    }
+
+    async fn call(&self, request: Request, format: WireFormat) -> Result<Vec<u8>, ApiError> {
+        let acct = self.node.cfg.account_id.clone();
+        match request {
+            Request::CreateStream(r) => {
+                let m = r
+                    .stream_mode_details
+                    .map(|d| d.stream_mode)
+                    .unwrap_or(types::StreamMode::Provisioned);
+                let outcome = self
+                    .run(Command::CreateStream {
+                        name: r.stream_name.clone(),
+                        shard_count: r.shard_count.and_then(|c| u32::try_from(c).ok()),
+                        mode: StreamMode::parse(m.as_str()).unwrap_or(StreamMode::Provisioned),
+                        tags: r.tags.unwrap_or_default(),
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                if let Outcome::StreamCreated { .. } = outcome {
+                    self.node.reconcile().await.map_err(internal)?;
+                    self.node.clone().activate_later(r.stream_name);
+                }
+                empty_ok()
+            }
+            Request::DeleteStream(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let outcome = self
+                    .run(Command::DeleteStream {
+                        name: name.clone(),
+                        enforce_consumer_deletion: r.enforce_consumer_deletion.unwrap_or(false),
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                if outcome == Outcome::StreamDeleting {
+                    self.node.clone().finish_delete_later(name);
+                }
+                empty_ok()
+            }
+            Request::DescribeStream(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let s = self.stream(&name)?;
+                let limit = r
+                    .limit
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(DESCRIBE_SHARDS_MAX)
+                    .clamp(1, DESCRIBE_SHARDS_MAX);
+                let after = r
+                    .exclusive_start_shard_id
+                    .as_deref()
+                    .and_then(levee_map::ShardId::parse);
+                let rest = s.shards_after(after);
+                let shards = rest.iter().take(limit).map(shard_shape).collect();
+                Ok(encode_response(
+                    format,
+                    &DescribeStreamOutput {
+                        stream_description: StreamDescription {
+                            stream_name: s.name.clone(),
+                            stream_arn: s.arn.clone(),
+                            stream_status: status(s.status),
+                            stream_mode_details: Some(mode(s.mode)),
+                            shards,
+                            has_more_shards: rest.len() > limit,
+                            retention_period_hours: s.retention_hours as i32,
+                            stream_creation_timestamp: Timestamp(s.created_ms),
+                            enhanced_monitoring: vec![types::EnhancedMetrics {
+                                shard_level_metrics: Vec::new(),
+                            }],
+                            encryption_type: Some(types::EncryptionType::None),
+                            key_id: None,
+                        },
+                    },
+                ))
+            }
+            Request::DescribeStreamSummary(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let s = self.stream(&name)?;
+                Ok(encode_response(
+                    format,
+                    &DescribeStreamSummaryOutput {
+                        stream_description_summary: StreamDescriptionSummary {
+                            stream_name: s.name.clone(),
+                            stream_arn: s.arn.clone(),
+                            stream_id: None,
+                            stream_status: status(s.status),
+                            stream_mode_details: Some(mode(s.mode)),
+                            retention_period_hours: s.retention_hours as i32,
+                            stream_creation_timestamp: Timestamp(s.created_ms),
+                            enhanced_monitoring: vec![types::EnhancedMetrics {
+                                shard_level_metrics: Vec::new(),
+                            }],
+                            encryption_type: Some(types::EncryptionType::None),
+                            key_id: None,
+                            open_shard_count: s.open_shard_count() as i32,
+                            consumer_count: Some(0),
+                            warm_throughput: None,
+                            max_record_size_in_kib: Some(1024),
+                        },
+                    },
+                ))
+            }
+            Request::ListStreams(r) => {
+                let limit = r
+                    .limit
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(LIST_STREAMS_DEFAULT)
+                    .max(1);
+                let start = match &r.next_token {
+                    Some(t) => Some(decode_token(t).ok_or_else(|| {
+                        ApiError::invalid_argument(format!("Invalid NextToken: {t}"))
+                    })?),
+                    None => r.exclusive_start_stream_name.clone(),
+                };
+                let streams: Vec<Stream> = self.node.catalog.read(|c| {
+                    c.state()
+                        .streams()
+                        .values()
+                        .filter(|s| start.as_deref().is_none_or(|st| s.name.as_str() > st))
+                        .take(limit + 1)
+                        .cloned()
+                        .collect()
+                });
+                let more = streams.len() > limit;
+                let page = &streams[..streams.len().min(limit)];
+                Ok(encode_response(
+                    format,
+                    &ListStreamsOutput {
+                        stream_names: page.iter().map(|s| s.name.clone()).collect(),
+                        has_more_streams: more,
+                        next_token: more
+                            .then(|| page.last().map(|s| encode_token(&s.name)))
+                            .flatten(),
+                        stream_summaries: Some(
+                            page.iter()
+                                .map(|s| StreamSummary {
+                                    stream_name: s.name.clone(),
+                                    stream_arn: s.arn.clone(),
+                                    stream_status: status(s.status),
+                                    stream_mode_details: Some(mode(s.mode)),
+                                    stream_creation_timestamp: Some(Timestamp(s.created_ms)),
+                                })
+                                .collect(),
+                        ),
+                    },
+                ))
+            }
+            Request::ListShards(r) => self.list_shards(r, format, &acct),
+            Request::IncreaseStreamRetentionPeriod(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.run(Command::IncreaseRetention {
+                    name,
+                    hours: i64::from(r.retention_period_hours),
+                })
+                .await?;
+                self.node.reconcile().await.map_err(internal)?;
+                empty_ok()
+            }
+            Request::DecreaseStreamRetentionPeriod(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.run(Command::DecreaseRetention {
+                    name,
+                    hours: i64::from(r.retention_period_hours),
+                })
+                .await?;
+                self.node.reconcile().await.map_err(internal)?;
+                empty_ok()
+            }
+            Request::AddTagsToStream(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.run(Command::AddTags { name, tags: r.tags }).await?;
+                empty_ok()
+            }
+            Request::RemoveTagsFromStream(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.run(Command::RemoveTags {
+                    name,
+                    keys: r.tag_keys,
+                })
+                .await?;
+                empty_ok()
+            }
+            Request::TagResource(r) => {
+                self.run(Command::TagResource {
+                    arn: r.resource_arn,
+                    tags: r.tags,
+                })
+                .await?;
+                empty_ok()
+            }
+            Request::UntagResource(r) => {
+                self.run(Command::UntagResource {
+                    arn: r.resource_arn,
+                    keys: r.tag_keys,
+                })
+                .await?;
+                empty_ok()
+            }
+            Request::ListTagsForStream(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let s = self.stream(&name)?;
+                let limit = r
+                    .limit
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(LIST_TAGS_DEFAULT)
+                    .max(1);
+                let tags: Vec<Tag> = s
+                    .tags
+                    .iter()
+                    .filter(|(k, _)| {
+                        r.exclusive_start_tag_key
+                            .as_deref()
+                            .is_none_or(|st| k.as_str() > st)
+                    })
+                    .map(|(k, v)| Tag {
+                        key: k.clone(),
+                        value: Some(v.clone()),
+                    })
+                    .collect();
+                let more = tags.len() > limit;
+                Ok(encode_response(
+                    format,
+                    &ListTagsForStreamOutput {
+                        tags: tags.into_iter().take(limit).collect(),
+                        has_more_tags: more,
+                    },
+                ))
+            }
+            Request::ListTagsForResource(r) => {
+                let s = self
+                    .node
+                    .catalog
+                    .read(|c| c.stream_by_arn(&r.resource_arn).cloned())
+                    .map_err(api)?;
+                Ok(encode_response(
+                    format,
+                    &ListTagsForResourceOutput {
+                        tags: Some(
+                            s.tags
+                                .iter()
+                                .map(|(k, v)| Tag {
+                                    key: k.clone(),
+                                    value: Some(v.clone()),
+                                })
+                                .collect(),
+                        ),
+                    },
+                ))
+            }
+            other => Err(ApiError::new(
+                ErrorKind::UnknownOperation,
+                format!(
+                    "{} is not available in this version of Levee",
+                    other.operation().name()
+                ),
+            )),
+        }
+    }
+
+    fn list_shards(
+        &self,
+        r: types::ListShardsInput,
+        format: WireFormat,
+        acct: &str,
+    ) -> Result<Vec<u8>, ApiError> {
+        let now = now_ms();
+        let (name, after) = match (&r.next_token, &r.stream_name, &r.stream_arn) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ApiError::invalid_argument(
+                    "NextToken and StreamName cannot be provided together.",
+                ))
+            }
+            (Some(t), None, None) => {
+                let (name, index, issued) = decode_list_token(t)
+                    .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {t}")))?;
+                if now.saturating_sub(issued) > NEXT_TOKEN_TTL_MS {
+                    return Err(ApiError::new(
+                        ErrorKind::ExpiredNextToken,
+                        format!("The timestamp in the NextToken has expired: {t}"),
+                    ));
+                }
+                (name, Some(levee_map::ShardId(index)))
+            }
+            (None, n, a) => {
+                let name = self.name(n.as_deref(), a.as_deref())?;
+                let after = r
+                    .exclusive_start_shard_id
+                    .as_deref()
+                    .and_then(levee_map::ShardId::parse);
+                (name, after)
+            }
+        };
+        let s = self.stream(&name)?;
+        let filter_after = r
+            .shard_filter
+            .as_ref()
+            .filter(|f| f.r#type == ShardFilterType::AfterShardId)
+            .and_then(|f| f.shard_id.as_deref())
+            .and_then(levee_map::ShardId::parse);
+        let only_open = r
+            .shard_filter
+            .as_ref()
+            .is_some_and(|f| f.r#type == ShardFilterType::AtLatest);
+        let start = after.max(filter_after);
+        let limit = r
+            .max_results
+            .and_then(|l| usize::try_from(l).ok())
+            .unwrap_or(LIST_SHARDS_MAX)
+            .clamp(1, LIST_SHARDS_MAX);
+        let candidates: Vec<&levee_catalog::Shard> = s
+            .shards_after(start)
+            .iter()
+            .filter(|sh| !only_open || sh.open)
+            .collect();
+        let page: Vec<types::Shard> = candidates
+            .iter()
+            .take(limit)
+            .map(|sh| shard_shape(sh))
+            .collect();
+        let next_token = (candidates.len() > limit)
+            .then(|| {
+                candidates
+                    .get(limit - 1)
+                    .map(|last| encode_list_token(&name, last.index, now))
+            })
+            .flatten();
+        let _ = acct;
+        Ok(encode_response(
+            format,
+            &ListShardsOutput {
+                shards: Some(page),
+                next_token,
+            },
+        ))
+    }
+}
+
+fn encode_token(s: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+}
+
+fn decode_token(t: &str) -> Option<String> {
+    String::from_utf8(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(t)
+            .ok()?,
+    )
+    .ok()
+}
+
+fn encode_list_token(stream: &str, index: u32, issued_ms: u64) -> String {
+    encode_token(&format!("{issued_ms}/{index}/{stream}"))
+}
+
+fn decode_list_token(t: &str) -> Option<(String, u32, u64)> {
+    let text = decode_token(t)?;
+    let mut parts = text.splitn(3, '/');
+    let issued = parts.next()?.parse().ok()?;
+    let index = parts.next()?.parse().ok()?;
+    let name = parts.next()?.to_owned();
+    Some((name, index, issued))
+}
+
+impl ControlPlane for LocalControl {
+    fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        let this = LocalControl {
+            node: self.node.clone(),
+        };
+        Box::pin(async move { this.call(request, format).await })
+    }
+}

@@ -1,0 +1,211 @@
+//! The embedded node: the three roles in one process, wired through the interfaces a fleet
+//! will use. The catalog (control plane) publishes map deltas to the front-end's map holder;
+//! the storage engine is reconciled to hold exactly the streams and shards the catalog places
+//! here; stream status moves CREATING → ACTIVE and DELETING → gone after the configured delay.
+//!
+//! Reconciliation is the one code path for boot, steady state and recovery (rule R5): after a
+//! crash between a catalog commit and the storage change, the next start (or the next command)
+//! makes storage match the catalog again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use levee_catalog::{CatalogConfig, Command, StreamStatus};
+use levee_frontend::backend::MapHolder;
+use levee_storage::{Engine, EngineConfig, ShardUid, StreamUid, SystemClock};
+
+use crate::catalog_store::CatalogStore;
+use crate::config::ServeConfig;
+
+/// The key that signs shard iterators, kept in the data directory so iterators survive restarts.
+pub fn iterator_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join("iterator.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key: [u8; 32] = rand::random();
+            let tmp = data_dir.join("iterator.key.tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .with_context(|| format!("creating {}", tmp.display()))?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+            levee_storage::vfs::Vfs::sync_dir(&levee_storage::vfs::OsVfs, data_dir)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+pub fn now_ms() -> u64 {
+    use levee_storage::Clock;
+    SystemClock.now_ms()
+}
+
+pub struct Node {
+    pub cfg: ServeConfig,
+    pub engine: Arc<Engine>,
+    pub catalog: Arc<CatalogStore>,
+    pub maps: Arc<MapHolder>,
+}
+
+const HOUR_MS: u64 = 3_600_000;
+
+impl Node {
+    /// Opens storage and catalog (recovering both), subscribes the map holder, reconciles
+    /// storage, and resumes pending status transitions. Must run inside the tokio runtime.
+    pub async fn start(cfg: ServeConfig) -> anyhow::Result<Arc<Node>> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+        let engine = Engine::open(
+            EngineConfig::new(cfg.data_dir.join("storage")),
+            Arc::new(levee_storage::vfs::OsVfs),
+            Arc::new(SystemClock),
+        )
+        .context("opening the storage engine")?;
+        let catalog = CatalogStore::open(
+            &cfg.data_dir.join("catalog"),
+            CatalogConfig {
+                account_id: cfg.account_id.clone(),
+                region: cfg.region.clone(),
+                ..CatalogConfig::default()
+            },
+        )?;
+        let maps = Arc::new(MapHolder::default());
+        let holder = maps.clone();
+        let initial = catalog.subscribe(Box::new(move |delta, full| {
+            if let Err(e) = holder.apply(delta) {
+                tracing::warn!(error = %e, "map delta refused; installing the full map");
+                if let Err(e) = holder.install(full.clone()) {
+                    tracing::error!(error = %e, "published map is invalid; keeping the last good map");
+                }
+            }
+        }));
+        maps.install(initial)
+            .context("installing the catalog's map")?;
+        let node = Arc::new(Node {
+            cfg,
+            engine: Arc::new(engine),
+            catalog: Arc::new(catalog),
+            maps,
+        });
+        node.reconcile().await?;
+        let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
+            c.state()
+                .streams()
+                .values()
+                .filter(|s| matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting))
+                .map(|s| (s.name.clone(), s.status))
+                .collect()
+        });
+        for (name, status) in pending {
+            match status {
+                StreamStatus::Creating => node.clone().activate_later(name),
+                _ => node.clone().finish_delete_later(name),
+            }
+        }
+        Ok(node)
+    }
+
+    /// Makes the storage engine hold exactly the catalog's streams and shards.
+    pub async fn reconcile(&self) -> anyhow::Result<()> {
+        type Want = (u64, Vec<(u64, u32, u64)>);
+        let wanted: HashMap<u64, Want> = self.catalog.read(|c| {
+            c.state()
+                .streams()
+                .values()
+                .map(|s| {
+                    let shards = s
+                        .shards
+                        .iter()
+                        .map(|sh| (sh.uid, sh.index, sh.created_ms))
+                        .collect();
+                    (s.uid, (u64::from(s.retention_hours) * HOUR_MS, shards))
+                })
+                .collect()
+        });
+        let have: HashMap<StreamUid, u64> = self.engine.streams().into_iter().collect();
+        for (uid, (retention_ms, shards)) in &wanted {
+            let stream = StreamUid(*uid);
+            match have.get(&stream) {
+                None => self.engine.create_stream(stream, *retention_ms)?.await?,
+                Some(r) if r != retention_ms => {
+                    self.engine.set_retention(stream, *retention_ms)?.await?
+                }
+                Some(_) => {}
+            }
+            for (shard_uid, index, created_ms) in shards {
+                if self.engine.shard_info(ShardUid(*shard_uid)).is_err() {
+                    self.engine
+                        .create_shard_at(ShardUid(*shard_uid), stream, *index, *created_ms)?
+                        .await?;
+                }
+            }
+        }
+        for stream in have.keys() {
+            if !wanted.contains_key(&stream.0) {
+                self.engine.drop_stream(*stream)?.await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// CREATING → ACTIVE after the configured delay (AWS's asynchronous creation).
+    pub fn activate_later(self: Arc<Self>, name: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
+            let cmd = Command::ActivateStream {
+                name: name.clone(),
+                now_ms: now_ms(),
+            };
+            match self.catalog.execute(cmd).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!(stream = %name, error = %e, "activation skipped"),
+                Err(e) => tracing::error!(stream = %name, error = %e, "activation failed"),
+            }
+        });
+    }
+
+    /// DELETING → gone after the configured delay; storage drops the data.
+    pub fn finish_delete_later(self: Arc<Self>, name: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
+            match self
+                .catalog
+                .execute(Command::FinishDeleteStream { name: name.clone() })
+                .await
+            {
+                Ok(Ok(_)) => {
+                    if let Err(e) = self.reconcile().await {
+                        tracing::error!(stream = %name, error = %e, "dropping a deleted stream's data failed");
+                    }
+                }
+                Ok(Err(e)) => {
+                    tracing::debug!(stream = %name, error = %e, "deletion already finished")
+                }
+                Err(e) => tracing::error!(stream = %name, error = %e, "finishing deletion failed"),
+            }
+        });
+    }
+
+    /// Checkpoints storage and catalog so the next start replays nothing.
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        self.engine.checkpoint().context("checkpointing storage")?;
+        self.catalog
+            .checkpoint()
+            .context("checkpointing the catalog")?;
+        Ok(())
+    }
+}
