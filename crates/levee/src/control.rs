@@ -198,7 +198,12 @@ impl LocalControl {
                     .exclusive_start_shard_id
                     .as_deref()
                     .and_then(levee_map::ShardId::parse);
-                let rest = s.shards_after(after);
+                // AWS lists no shards while a stream is CREATING.
+                let rest = if s.status == levee_catalog::StreamStatus::Creating {
+                    &[]
+                } else {
+                    s.shards_after(after)
+                };
                 let shards = rest.iter().take(limit).map(shard_shape).collect();
                 Ok(encode_response(
                     format,

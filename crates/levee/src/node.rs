@@ -62,6 +62,8 @@ pub struct Node {
 }
 
 const HOUR_MS: u64 = 3_600_000;
+/// How often expired segments are deleted.
+pub const RETENTION_SWEEP_INTERVAL_MS: u64 = 60_000;
 
 impl Node {
     /// Opens storage and catalog (recovering both), subscribes the map holder, reconciles
@@ -116,6 +118,7 @@ impl Node {
                 _ => node.clone().finish_delete_later(name),
             }
         }
+        node.clone().sweep_retention_periodically();
         Ok(node)
     }
 
@@ -160,6 +163,25 @@ impl Node {
             }
         }
         Ok(())
+    }
+
+    /// Deletes expired segments on a fixed period, on the blocking pool (file deletions).
+    fn sweep_retention_periodically(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut tick =
+                tokio::time::interval(Duration::from_millis(RETENTION_SWEEP_INTERVAL_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let engine = self.engine.clone();
+                match tokio::task::spawn_blocking(move || engine.enforce_retention()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(n)) => tracing::info!(segments = n, "deleted expired segments"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "retention sweep task failed"),
+                }
+            }
+        });
     }
 
     /// CREATING → ACTIVE after the configured delay (AWS's asynchronous creation).

@@ -17,6 +17,11 @@ impl Server {
 
     /// Starts on an existing data directory (to test restarts).
     pub fn start_in(dir: tempfile::TempDir) -> Server {
+        Self::start_with(dir, &[])
+    }
+
+    /// Starts with extra `levee serve` flags.
+    pub fn start_with(dir: tempfile::TempDir, extra: &[&str]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("free port")
@@ -26,6 +31,7 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--stream-transition-ms", "100"])
+            .args(extra)
             .stdout(Stdio::piped())
             .env("LEVEE_LOG", "warn")
             .stderr(Stdio::inherit())
@@ -45,6 +51,18 @@ impl Server {
             endpoint: format!("http://127.0.0.1:{port}"),
             dir: Some(dir),
         }
+    }
+
+    /// The port the server listens on.
+    pub fn addr(&self) -> String {
+        self.endpoint.trim_start_matches("http://").to_owned()
+    }
+
+    /// OS threads of the server process.
+    pub fn threads(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     pub fn client(&self) -> aws_sdk_kinesis::Client {
