@@ -148,9 +148,30 @@ async fn data_survives_a_kill_and_restart() {
             .unwrap();
         seqs.push(r.sequence_number().to_owned());
     }
+    let before = client
+        .get_shard_iterator()
+        .stream_name("durable")
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+        .starting_sequence_number(&seqs[5])
+        .send()
+        .await
+        .unwrap();
     let dir = server.kill();
     let server = Server::start_in(dir);
     let client = server.client();
+    // An iterator issued before the crash is still valid: its key lives in the data directory.
+    let old = client
+        .get_records()
+        .shard_iterator(before.shard_iterator().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let old: Vec<&str> = old.records().iter().map(|r| r.sequence_number()).collect();
+    assert_eq!(
+        old,
+        seqs[5..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
     let it = client
         .get_shard_iterator()
         .stream_name("durable")
