@@ -80,3 +80,20 @@ def test_pre_dispatch_checks(server):
     r = conn.getresponse()
     assert r.status == 403
     assert b"AccessDeniedException" in r.read()
+
+
+def test_incomplete_signature_names_the_missing_parts(server):
+    import json
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/", body=b"{}", headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "Kinesis_20131202.ListStreams",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=abc"})
+    r = conn.getresponse()
+    assert r.status == 400
+    body = json.loads(r.read())
+    assert body["__type"] == "IncompleteSignatureException"
+    assert body["message"] == (
+        "Authorization header requires 'Signature' parameter. "
+        "Authorization header requires 'SignedHeaders' parameter. "
+        "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
+        "Authorization=AWS4-HMAC-SHA256 Credential=abc")

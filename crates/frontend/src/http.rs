@@ -207,23 +207,22 @@ fn check_auth(req: &Request<Incoming>) -> Result<(), ApiError> {
         )),
         (None, true) => Ok(()),
         (Some(h), false) => {
-            let params: Vec<&str> = h
-                .split([',', ' '])
-                .skip(1)
-                .filter(|s| !s.is_empty())
-                .filter_map(|kv| kv.trim().split('=').next())
-                .collect();
+            // `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`: each part present
+            // and non-empty.
+            let has = |name: &str| {
+                h.split([',', ' ']).skip(1).any(|kv| {
+                    kv.trim()
+                        .strip_prefix(name)
+                        .and_then(|rest| rest.strip_prefix('='))
+                        .is_some_and(|v| !v.is_empty())
+                })
+            };
             let mut msg = String::new();
             for p in ["Credential", "Signature", "SignedHeaders"] {
-                let present = h
-                    .split([',', ' '])
-                    .skip(1)
-                    .any(|kv| kv.trim().strip_prefix(p).and_then(|r| r.strip_prefix('=')).is_some_and(|v| !v.is_empty()));
-                if !present {
+                if !has(p) {
                     msg.push_str(&format!("Authorization header requires '{p}' parameter. "));
                 }
             }
-            let _ = params;
             if !req.headers().contains_key("x-amz-date") && !req.headers().contains_key(hyper::header::DATE) {
                 msg.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
             }
