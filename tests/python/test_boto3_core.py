@@ -114,3 +114,17 @@ def test_put_to_missing_stream(kinesis):
     with pytest.raises(ClientError) as e:
         kinesis.put_record(StreamName="nope-nope", Data=b"x", PartitionKey="k")
     assert error_of(e) == ("ResourceNotFoundException", f"Stream nope-nope under account {ACCOUNT} not found.")
+
+
+def test_record_over_the_default_max_size_is_a_validation_error(kinesis):
+    name = new_name()
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    wait_active(kinesis, name)
+    with pytest.raises(ClientError) as e:
+        kinesis.put_record(StreamName=name, Data=b"x" * (1048576 + 1), PartitionKey="k")
+    assert error_of(e) == ("ValidationException",
+                           "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=1048577 cap=1048577]' "
+                           "at 'data' failed to satisfy constraint: Member must have length less than or equal to 1048576")
+    # Exactly 1 MiB is accepted.
+    r = kinesis.put_record(StreamName=name, Data=b"x" * 1048576, PartitionKey="k")
+    assert r["ShardId"] == "shardId-000000000000"

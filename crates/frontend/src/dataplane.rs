@@ -20,6 +20,22 @@ pub const GET_RECORDS_RECORDS_MAX: usize = 10_000;
 /// ...and at most this many bytes of data and partition keys.
 pub const GET_RECORDS_BYTES_MAX: u64 = 10 << 20;
 
+/// A stream's largest record (data) by default: AWS's MaxRecordSizeInKiB default of 1024.
+pub const RECORD_DATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
+/// PutRecords takes at most this many bytes of data and partition keys in all.
+pub const PUT_RECORDS_BYTES_MAX: usize = 10 << 20;
+
+/// A record over the stream's maximum, in AWS's validation format (`member` is `data` for
+/// PutRecord, `records.N.member.data` for PutRecords entry N, 1-based).
+fn record_too_large(member: &str, len: usize) -> ApiError {
+    ApiError::new(
+        ErrorKind::Validation,
+        format!(
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {RECORD_DATA_BYTES_MAX_DEFAULT}"
+        ),
+    )
+}
+
 /// Account and region, for ARNs and error texts.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -192,6 +208,9 @@ impl DataPlane {
         entry: PutEntry,
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<Placed, ApiError> {
+        if entry.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT {
+            return Err(record_too_large("data", entry.data.len()));
+        }
         let stream = self.live_stream(stream_name)?;
         let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
         if let Some(s) = sequence_number_for_ordering {
@@ -245,6 +264,26 @@ impl DataPlane {
         stream_name: &str,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<Result<Placed, EntryFailure>>, ApiError> {
+        if let Some((i, e)) = entries
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT)
+        {
+            return Err(record_too_large(
+                &format!("records.{}.member.data", i + 1),
+                e.data.len(),
+            ));
+        }
+        let total: usize = entries
+            .iter()
+            .map(|e| e.data.len() + e.partition_key.len())
+            .sum();
+        if total > PUT_RECORDS_BYTES_MAX {
+            return Err(ApiError::new(
+                ErrorKind::InvalidArgument,
+                format!("Records size exceeds {PUT_RECORDS_BYTES_MAX} bytes: the request holds {total} bytes of data and partition keys."),
+            ));
+        }
         let stream = self.live_stream(stream_name)?;
         let mut keys = Vec::with_capacity(entries.len());
         for e in &entries {
