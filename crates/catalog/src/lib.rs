@@ -584,16 +584,19 @@ impl Catalog {
                     .streams
                     .get_mut(name)
                     .ok_or_else(|| CatalogError::not_found(name, account))?;
+                // AWS accepts DeleteStream in any state but DELETING, CREATING included
+                // (recorded in kinesalite's test/deleteStream.js).
                 match s.status {
-                    StreamStatus::Active | StreamStatus::Updating => {
+                    StreamStatus::Active | StreamStatus::Updating | StreamStatus::Creating => {
+                        if s.status == StreamStatus::Creating {
+                            // Its shards never came to exist for clients: AWS lists none.
+                            s.shards.clear();
+                        }
                         s.status = StreamStatus::Deleting;
                         s.status_changed_ms = *now_ms;
                         Ok((Outcome::StreamDeleting, true))
                     }
                     StreamStatus::Deleting => Ok((Outcome::Unchanged, false)),
-                    StreamStatus::Creating => {
-                        Err(CatalogError::not_active(name, account, s.status.as_str()))
-                    }
                 }
             }
             Command::FinishDeleteStream { name } => {

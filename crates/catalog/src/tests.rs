@@ -277,13 +277,6 @@ fn delete_and_finish_delete() {
     );
     c.apply(&create("s", Some(2))).unwrap();
     assert_eq!(
-        err(&mut c, delete("s")),
-        (
-            "ResourceInUseException",
-            format!("Stream s under account {ACCT} not ACTIVE, instead in state CREATING")
-        )
-    );
-    assert_eq!(
         err(&mut c, finish("s")),
         (
             "ResourceInUseException",
@@ -294,6 +287,20 @@ fn delete_and_finish_delete() {
     assert_eq!(c.apply(&delete("s")).unwrap(), Outcome::StreamDeleting);
     assert_eq!(c.stream("s").unwrap().status, StreamStatus::Deleting);
     assert_eq!(c.apply(&delete("s")).unwrap(), Outcome::Unchanged);
+    // A CREATING stream can be deleted too, and then never activates.
+    c.apply(&create("t", Some(1))).unwrap();
+    assert_eq!(c.apply(&delete("t")).unwrap(), Outcome::StreamDeleting);
+    assert!(
+        c.stream("t").unwrap().shards.is_empty(),
+        "no shards are listed"
+    );
+    assert_eq!(
+        err(&mut c, activate("t")),
+        (
+            "ResourceInUseException",
+            format!("Stream t under account {ACCT} not CREATING, instead in state DELETING")
+        )
+    );
     assert_eq!(
         c.apply(&finish("s")).unwrap(),
         Outcome::StreamRemoved {
@@ -310,8 +317,8 @@ fn delete_and_finish_delete() {
     assert_eq!(
         c.apply(&create("s", Some(1))).unwrap(),
         Outcome::StreamCreated {
-            uid: 2,
-            first_shard_uid: 3,
+            uid: 3,
+            first_shard_uid: 4,
             shard_count: 1
         }
     );

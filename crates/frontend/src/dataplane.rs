@@ -388,6 +388,10 @@ impl DataPlane {
             )
         };
         let stream = self.stream(stream_name).map_err(|_| missing_shard())?;
+        // A CREATING stream has no shards yet, as AWS reports it.
+        if stream.state == StreamState::Creating {
+            return Err(missing_shard());
+        }
         let shard = stream.shard(id).ok_or_else(missing_shard)?.clone();
         let now = (self.now_ms)();
         let mixed = |with: bool| {
