@@ -128,3 +128,15 @@ def test_record_over_the_default_max_size_is_a_validation_error(kinesis):
     # Exactly 1 MiB is accepted.
     r = kinesis.put_record(StreamName=name, Data=b"x" * 1048576, PartitionKey="k")
     assert r["ShardId"] == "shardId-000000000000"
+
+
+def test_shard_filter_requires_its_parameter(kinesis):
+    name = new_name()
+    kinesis.create_stream(StreamName=name, ShardCount=2)
+    wait_active(kinesis, name)
+    for ftype, needs in (("AFTER_SHARD_ID", "ShardId"), ("AT_TIMESTAMP", "Timestamp"), ("FROM_TIMESTAMP", "Timestamp")):
+        with pytest.raises(ClientError) as e:
+            kinesis.list_shards(StreamName=name, ShardFilter={"Type": ftype})
+        assert error_of(e) == ("InvalidArgumentException", f"ShardFilter of type {ftype} requires {needs}.")
+    after = kinesis.list_shards(StreamName=name, ShardFilter={"Type": "AFTER_SHARD_ID", "ShardId": "shardId-000000000000"})
+    assert [s["ShardId"] for s in after["Shards"]] == ["shardId-000000000001"]

@@ -444,6 +444,22 @@ impl LocalControl {
             }
         };
         let s = self.stream(&name)?;
+        if let Some(f) = &r.shard_filter {
+            let needs_id = f.r#type == ShardFilterType::AfterShardId && f.shard_id.is_none();
+            let needs_time = matches!(
+                f.r#type,
+                ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp
+            ) && f.timestamp.is_none();
+            if needs_id || needs_time {
+                return Err(ApiError::invalid_argument(format!(
+                    "ShardFilter of type {} requires {}.",
+                    f.r#type.as_str(),
+                    if needs_id { "ShardId" } else { "Timestamp" }
+                )));
+            }
+        }
+        // Every shard is open from its stream's creation until resharding exists (issue 4), so
+        // the trim-horizon and timestamp filters all select every shard.
         let filter_after = r
             .shard_filter
             .as_ref()
