@@ -113,6 +113,14 @@ fn shard_shape(s: &levee_catalog::Shard) -> types::Shard {
     }
 }
 
+/// A stream's tags in key order, as AWS's Tag shape.
+fn tags_of(s: &Stream) -> impl Iterator<Item = Tag> + '_ {
+    s.tags.iter().map(|(k, v)| Tag {
+        key: k.clone(),
+        value: Some(v.clone()),
+    })
+}
+
 fn empty_ok() -> Result<Vec<u8>, ApiError> {
     Ok(Vec::new())
 }
@@ -299,26 +307,8 @@ impl LocalControl {
                 ))
             }
             Request::ListShards(r) => self.list_shards(r, format, &acct),
-            Request::IncreaseStreamRetentionPeriod(r) => {
-                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                self.run(Command::IncreaseRetention {
-                    name,
-                    hours: i64::from(r.retention_period_hours),
-                })
-                .await?;
-                self.node.reconcile().await.map_err(internal)?;
-                empty_ok()
-            }
-            Request::DecreaseStreamRetentionPeriod(r) => {
-                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                self.run(Command::DecreaseRetention {
-                    name,
-                    hours: i64::from(r.retention_period_hours),
-                })
-                .await?;
-                self.node.reconcile().await.map_err(internal)?;
-                empty_ok()
-            }
+            Request::IncreaseStreamRetentionPeriod(r) => self.change_retention(r, true).await,
+            Request::DecreaseStreamRetentionPeriod(r) => self.change_retention(r, false).await,
             Request::AddTagsToStream(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
                 self.run(Command::AddTags { name, tags: r.tags }).await?;
@@ -357,17 +347,11 @@ impl LocalControl {
                     .and_then(|l| usize::try_from(l).ok())
                     .unwrap_or(LIST_TAGS_DEFAULT)
                     .max(1);
-                let tags: Vec<Tag> = s
-                    .tags
-                    .iter()
-                    .filter(|(k, _)| {
+                let tags: Vec<Tag> = tags_of(&s)
+                    .filter(|t| {
                         r.exclusive_start_tag_key
                             .as_deref()
-                            .is_none_or(|st| k.as_str() > st)
-                    })
-                    .map(|(k, v)| Tag {
-                        key: k.clone(),
-                        value: Some(v.clone()),
+                            .is_none_or(|st| t.key.as_str() > st)
                     })
                     .collect();
                 let more = tags.len() > limit;
@@ -388,15 +372,7 @@ impl LocalControl {
                 Ok(encode_response(
                     format,
                     &ListTagsForResourceOutput {
-                        tags: Some(
-                            s.tags
-                                .iter()
-                                .map(|(k, v)| Tag {
-                                    key: k.clone(),
-                                    value: Some(v.clone()),
-                                })
-                                .collect(),
-                        ),
+                        tags: Some(tags_of(&s).collect()),
                     },
                 ))
             }
@@ -408,6 +384,24 @@ impl LocalControl {
                 ),
             )),
         }
+    }
+
+    async fn change_retention(
+        &self,
+        r: types::StreamRetentionPeriodInput,
+        increase: bool,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+        let hours = i64::from(r.retention_period_hours);
+        let cmd = if increase {
+            Command::IncreaseRetention { name, hours }
+        } else {
+            Command::DecreaseRetention { name, hours }
+        };
+        self.run(cmd).await?;
+        // Storage enforces retention: bring its setting up to date now.
+        self.node.reconcile().await.map_err(internal)?;
+        empty_ok()
     }
 
     fn list_shards(

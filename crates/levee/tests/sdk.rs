@@ -172,22 +172,8 @@ async fn data_survives_a_kill_and_restart() {
         old,
         seqs[5..].iter().map(String::as_str).collect::<Vec<_>>()
     );
-    let it = client
-        .get_shard_iterator()
-        .stream_name("durable")
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
+    let got: Vec<String> = read_shard(&client, "durable", "shardId-000000000000")
         .await
-        .unwrap();
-    let recs = client
-        .get_records()
-        .shard_iterator(it.shard_iterator().unwrap())
-        .send()
-        .await
-        .unwrap();
-    let got: Vec<String> = recs
-        .records()
         .iter()
         .map(|r| r.sequence_number().to_owned())
         .collect();

@@ -71,22 +71,9 @@ async fn sigterm_shuts_down_cleanly_and_keeps_data() {
     assert!(status.success(), "levee exits 0 on SIGTERM: {status:?}");
     let server = Server::start_in(dir);
     let client = server.client();
-    let it = client
-        .get_shard_iterator()
-        .stream_name("graceful")
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap();
-    let recs = client
-        .get_records()
-        .shard_iterator(it.shard_iterator().unwrap())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(recs.records().len(), 1);
-    assert_eq!(recs.records()[0].sequence_number(), put.sequence_number());
+    let recs = read_shard(&client, "graceful", "shardId-000000000000").await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0].sequence_number(), put.sequence_number());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -123,3 +123,27 @@ pub async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) {
     }
     panic!("stream {name} never became ACTIVE");
 }
+
+/// Reads a shard from TRIM_HORIZON with one GetRecords call.
+pub async fn read_shard(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shard_id: &str,
+) -> Vec<aws_sdk_kinesis::types::Record> {
+    let it = client
+        .get_shard_iterator()
+        .stream_name(stream)
+        .shard_id(shard_id)
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .expect("GetShardIterator");
+    client
+        .get_records()
+        .shard_iterator(it.shard_iterator().expect("iterator"))
+        .send()
+        .await
+        .expect("GetRecords")
+        .records()
+        .to_vec()
+}
