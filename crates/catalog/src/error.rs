@@ -75,6 +75,42 @@ impl CatalogError {
         ))
     }
 
+    /// A shard id that does not parse, or names no shard of the stream. `shard` is the id as the
+    /// caller wrote it when it does not parse, else the canonical `shardId-000000000005`
+    /// (recorded in kinesalite's `test/splitShard.js` and `test/mergeShards.js`).
+    pub(crate) fn shard_not_found(shard: &str, name: &str, account: &str) -> CatalogError {
+        CatalogError::ResourceNotFound(format!(
+            "Could not find shard {shard} in stream {name} under account {account}."
+        ))
+    }
+
+    /// Splitting or merging a closed shard (recorded AWS text, kinesalite issue #109).
+    pub(crate) fn shard_closed(shard: &str, name: &str, account: &str) -> CatalogError {
+        CatalogError::ResourceInUse(format!(
+            "Shard {shard} in stream {name} under account {account} has already been merged or \
+             split, and thus is not eligible for merging or splitting."
+        ))
+    }
+
+    /// The account shard limit (recorded in kinesalite's `test/createStream.js` and
+    /// `test/splitShard.js`).
+    pub(crate) fn shard_limit(
+        account: &str,
+        region: &str,
+        current: u64,
+        limit: u32,
+        additional: u64,
+    ) -> CatalogError {
+        CatalogError::LimitExceeded(format!(
+            "This request would exceed the shard limit for the account {account} in {region}. \
+             Current shard count for the account: {current}. Limit: {limit}. Number of \
+             additional shards that would have resulted from this request: {additional}. Refer \
+             to the AWS Service Limits page \
+             (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for \
+             current limits and how to request higher limits."
+        ))
+    }
+
     /// `state` is the AWS status string, e.g. `CREATING`.
     pub(crate) fn not_active(name: &str, account: &str, state: &str) -> CatalogError {
         CatalogError::ResourceInUse(format!(

@@ -14,7 +14,10 @@
 //! Invariants (checked after every command, in debug and release builds — see
 //! [`Catalog::check_invariants`]): the open shards of every stream cover `[0, 2^128)` exactly;
 //! shard indexes within a stream are dense (`0..n`); stream and shard uids are unique and below
-//! their counters; retention and tag counts are within limits; each ARN matches its name. A
+//! their counters; retention and tag counts are within limits; each ARN matches its name; and
+//! the resharding lineage holds (a shard is closed exactly when it has `closed_ms`; shards
+//! without parents come first; every other shard has one or two distinct, older, closed parents,
+//! each overlapping it, whose ranges together cover it — see `reshard::check_shards`). A
 //! command that would break one is refused with [`CatalogError::InternalFailure`] and the old
 //! state is kept. It does not panic: a panic while applying a committed log entry would crash
 //! every replica again on every replay, whereas a deterministic refusal is replicated like any
@@ -25,6 +28,7 @@
 //! nothing invalid enters the state.
 
 mod error;
+mod reshard;
 mod snapshot;
 mod tags;
 
@@ -35,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{CatalogError, INTERNAL_FAILURE_MESSAGE};
 pub use levee_map::{GroupId, HashRange, MapDelta, NodeId, ShardId, ShardMap};
+pub use reshard::{resolve_shard_id, SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
 pub use snapshot::SnapshotError;
 pub use tags::{TAGS_PER_STREAM_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 
@@ -181,6 +186,18 @@ pub struct Shard {
     pub epoch: u64,
     pub group: u64,
     pub node: u64,
+    /// When a split, merge or UpdateShardCount closed the shard (the command's `now_ms`, raised
+    /// if the leader's clock stepped back, so that it is never before any `created_ms` it
+    /// ends); `None` while open. The caller forms `EndingSequenceNumber` from it (AWS's
+    /// maximum-index form). Its children's `created_ms` equals it.
+    #[serde(default)]
+    pub closed_ms: Option<u64>,
+    /// When [`Command::ExpireShards`] found the closed shard past retention. An expired shard
+    /// keeps its index (ids stay dense and lineage stays resolvable) but holds no data: it is
+    /// left out of the shard map and out of [`Stream::live_shards_after`] (ListShards,
+    /// DescribeStream), and storage may drop it.
+    #[serde(default)]
+    pub expired_ms: Option<u64>,
 }
 
 impl Shard {
@@ -221,6 +238,16 @@ impl Shard {
         NodeId(self.node)
     }
 
+    /// Expired shards are past retention: not listed, not routed.
+    pub fn is_expired(&self) -> bool {
+        self.expired_ms.is_some()
+    }
+
+    /// Whether `parent` is this shard's `ParentShardId` or `AdjacentParentShardId`.
+    pub fn is_child_of(&self, parent: u32) -> bool {
+        self.parent == Some(parent) || self.adjacent_parent == Some(parent)
+    }
+
     fn route(&self) -> ShardRoute {
         ShardRoute {
             shard_id: self.shard_id(),
@@ -253,8 +280,13 @@ pub struct Stream {
     pub encryption: EncryptionType,
     /// Sorted by key.
     pub tags: BTreeMap<String, String>,
-    /// Sorted by index; `shards[i].index == i`.
+    /// Sorted by index; `shards[i].index == i`. Closed and expired shards stay (see
+    /// [`Shard::expired_ms`]).
     pub shards: Vec<Shard>,
+    /// When each UpdateShardCount of the last 24 hours was accepted, oldest first (AWS allows
+    /// [`SCALINGS_PER_DAY_MAX`] per rolling 24 hours). Pruned by the next UpdateShardCount.
+    #[serde(default)]
+    pub scaling_ms: Vec<u64>,
 }
 
 impl Stream {
@@ -267,8 +299,8 @@ impl Stream {
         usize::try_from(id.0).ok().and_then(|i| self.shards.get(i))
     }
 
-    /// Shards after `exclusive_start` (DescribeStream's `ExclusiveStartShardId`, ListShards'
-    /// `AFTER_SHARD_ID`), in id order.
+    /// Shards after `exclusive_start`, in id order, expired ones included (use
+    /// [`Stream::live_shards_after`] to answer clients).
     pub fn shards_after(&self, exclusive_start: Option<ShardId>) -> &[Shard] {
         let from = match exclusive_start {
             None => 0,
@@ -279,13 +311,42 @@ impl Stream {
         self.shards.get(from..).unwrap_or(&[])
     }
 
+    /// What DescribeStream (`ExclusiveStartShardId`) and ListShards (`AFTER_SHARD_ID`) list: the
+    /// shards after `exclusive_start` in id order, without expired ones (AWS omits shards past
+    /// retention).
+    pub fn live_shards_after(
+        &self,
+        exclusive_start: Option<ShardId>,
+    ) -> impl Iterator<Item = &Shard> + '_ {
+        self.shards_after(exclusive_start)
+            .iter()
+            .filter(|s| !s.is_expired())
+    }
+
+    /// The children of shard `parent` (GetRecords' and SubscribeToShard's `ChildShards` at
+    /// shard end): every shard naming it as `ParentShardId` or `AdjacentParentShardId`, in id
+    /// order. Empty for an open shard.
+    pub fn child_shards(&self, parent: ShardId) -> impl Iterator<Item = &Shard> + '_ {
+        self.shards.iter().filter(move |s| s.is_child_of(parent.0))
+    }
+
+    /// Retention in milliseconds.
+    pub fn retention_ms(&self) -> u64 {
+        u64::from(self.retention_hours).saturating_mul(3_600_000)
+    }
+
     /// This stream's entry in the shard map.
     pub fn route(&self) -> StreamRoute {
         StreamRoute {
             name: self.name.clone(),
             uid: self.uid,
             state: self.status.route_state(),
-            shards: self.shards.iter().map(Shard::route).collect(),
+            shards: self
+                .shards
+                .iter()
+                .filter(|s| !s.is_expired())
+                .map(Shard::route)
+                .collect(),
         }
     }
 }
@@ -370,6 +431,43 @@ pub enum Command {
         arn: String,
         keys: Vec<String>,
     },
+    /// SplitShard: closes `shard_to_split` and creates two children covering
+    /// `[start, new_starting_hash_key - 1]` and `[new_starting_hash_key, end]`; the stream goes
+    /// UPDATING. `shard_to_split` is the id as the client sent it (`shardId-000000000001`, `1`,
+    /// `anything-1`); `new_starting_hash_key` is the decimal string.
+    SplitShard {
+        name: String,
+        shard_to_split: String,
+        new_starting_hash_key: String,
+        now_ms: u64,
+    },
+    /// MergeShards: closes both shards and creates one child covering both; the stream goes
+    /// UPDATING. `shard_to_merge` must be the lower of the two ranges (as AWS requires).
+    MergeShards {
+        name: String,
+        shard_to_merge: String,
+        adjacent_shard_to_merge: String,
+        now_ms: u64,
+    },
+    /// UpdateShardCount with `UNIFORM_SCALING`: the open shards become `target_shard_count`
+    /// shards splitting the hash key space evenly; the stream goes UPDATING. See `reshard.rs`
+    /// for how the lineage is built.
+    UpdateShardCount {
+        name: String,
+        target_shard_count: u32,
+        now_ms: u64,
+    },
+    /// UPDATING → ACTIVE; the server issues it after its configured delay.
+    FinishUpdate {
+        name: String,
+        now_ms: u64,
+    },
+    /// Marks the stream's closed shards whose `closed_ms + retention < now_ms` as expired: all
+    /// their records are past retention. The server issues it periodically.
+    ExpireShards {
+        name: String,
+        now_ms: u64,
+    },
 }
 
 impl Command {
@@ -383,7 +481,12 @@ impl Command {
             | Command::IncreaseRetention { name, .. }
             | Command::DecreaseRetention { name, .. }
             | Command::AddTags { name, .. }
-            | Command::RemoveTags { name, .. } => Some(name),
+            | Command::RemoveTags { name, .. }
+            | Command::SplitShard { name, .. }
+            | Command::MergeShards { name, .. }
+            | Command::UpdateShardCount { name, .. }
+            | Command::FinishUpdate { name, .. }
+            | Command::ExpireShards { name, .. } => Some(name),
             Command::TagResource { arn, .. } | Command::UntagResource { arn, .. } => {
                 parse_stream_arn(arn).map(|a| a.name)
             }
@@ -411,8 +514,35 @@ pub enum Outcome {
         hours: u32,
     },
     TagsChanged,
+    /// SplitShard, MergeShards or UpdateShardCount was applied; the stream is UPDATING. Storage
+    /// creates every `created` shard (in order), then closes every `closed` one. A short-lived
+    /// shard of UpdateShardCount appears in both. `open_before` and `open_after` are the
+    /// stream's open shard counts (UpdateShardCount's `CurrentShardCount` and
+    /// `TargetShardCount`).
+    Resharded {
+        stream_uid: u64,
+        open_before: u32,
+        open_after: u32,
+        closed: Vec<u64>,
+        created: Vec<NewShard>,
+    },
+    /// UPDATING → ACTIVE.
+    UpdateFinished,
+    /// These shards are past retention; storage may drop them.
+    ShardsExpired {
+        stream_uid: u64,
+        shard_uids: Vec<u64>,
+    },
     /// Accepted, nothing to do (e.g. activating an ACTIVE stream, deleting a DELETING one).
     Unchanged,
+}
+
+/// A shard a reshard created: what storage's `CreateShard` needs besides the stream uid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewShard {
+    pub uid: u64,
+    pub index: u32,
+    pub created_ms: u64,
 }
 
 /// The parts of a stream ARN.
@@ -630,6 +760,25 @@ impl Catalog {
                 let name = self.stream_by_arn_field(arn, "resourceARN")?.name.clone();
                 self.remove_tags(&name, keys)
             }
+            Command::SplitShard {
+                name,
+                shard_to_split,
+                new_starting_hash_key,
+                now_ms,
+            } => self.split_shard(name, shard_to_split, new_starting_hash_key, *now_ms),
+            Command::MergeShards {
+                name,
+                shard_to_merge,
+                adjacent_shard_to_merge,
+                now_ms,
+            } => self.merge_shards(name, shard_to_merge, adjacent_shard_to_merge, *now_ms),
+            Command::UpdateShardCount {
+                name,
+                target_shard_count,
+                now_ms,
+            } => self.update_shard_count(name, *target_shard_count, *now_ms),
+            Command::FinishUpdate { name, now_ms } => self.finish_update(name, *now_ms),
+            Command::ExpireShards { name, now_ms } => self.expire_shards(name, *now_ms),
         }
     }
 
@@ -685,15 +834,13 @@ impl Catalog {
         let current = self.account_open_shard_count();
         let limit = self.config.shard_limit;
         if current.saturating_add(u64::from(count)) > u64::from(limit) {
-            return Err(CatalogError::LimitExceeded(format!(
-                "This request would exceed the shard limit for the account {account} in {}. \
-                 Current shard count for the account: {current}. Limit: {limit}. Number of \
-                 additional shards that would have resulted from this request: {count}. Refer \
-                 to the AWS Service Limits page \
-                 (http://docs.aws.amazon.com/general/latest/gr/aws_service_limits.html) for \
-                 current limits and how to request higher limits.",
-                self.config.region
-            )));
+            return Err(CatalogError::shard_limit(
+                &account,
+                &self.config.region,
+                current,
+                limit,
+                u64::from(count),
+            ));
         }
 
         let overflow = |what: &str| CatalogError::InternalFailure {
@@ -720,6 +867,8 @@ impl Catalog {
                 epoch: SHARD_EPOCH_INITIAL,
                 group: self.config.group.0,
                 node: self.config.node.0,
+                closed_ms: None,
+                expired_ms: None,
             })
             .collect();
         let stream = Stream {
@@ -734,6 +883,7 @@ impl Catalog {
             encryption: EncryptionType::None,
             tags: tags.clone(),
             shards,
+            scaling_ms: Vec::new(),
         };
         self.state.next_stream_uid = next_stream_uid;
         self.state.next_shard_uid = next_shard_uid;
@@ -988,6 +1138,7 @@ impl Catalog {
                     ));
                 }
             }
+            reshard::check_shards(s)?;
             let must_cover = matches!(s.status, StreamStatus::Active | StreamStatus::Updating);
             if must_cover || !s.shards.is_empty() {
                 s.route().validate().map_err(|e| e.to_string())?;
@@ -1049,3 +1200,6 @@ fn stream_name_errors(name: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod reshard_tests;

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use levee_catalog::{Catalog, CatalogConfig, Command, StreamMode};
+use levee_catalog::{
+    Catalog, CatalogConfig, Command, ShardId, StreamMode, StreamStatus, RETENTION_HOURS_MIN,
+};
 use proptest::prelude::*;
 
 const NAMES: [&str; 4] = ["a", "b", "c.d-e_f", "bad name"];
@@ -19,6 +21,11 @@ fn config() -> CatalogConfig {
 
 fn name() -> impl Strategy<Value = String> {
     (0..NAMES.len()).prop_map(|i| NAMES[i].to_string())
+}
+
+/// The stream resharding commands mostly aim at: the one [`commands`] usually creates first.
+fn reshard_name() -> impl Strategy<Value = String> {
+    prop_oneof![6 => Just("a".to_string()), 1 => name()]
 }
 
 fn tag_text() -> impl Strategy<Value = String> {
@@ -46,6 +53,38 @@ fn arn() -> impl Strategy<Value = String> {
     })
 }
 
+/// A shard id as a client might write it: mostly valid forms of small indexes (which often
+/// exist), sometimes junk.
+fn shard_text(ix: u32, form: u8) -> String {
+    match form {
+        0 => format!("shardId-{ix:012}"),
+        1 => ix.to_string(),
+        2 => format!("x-{ix}"),
+        3 => "2.14E4".to_string(),
+        4..=6 => format!("shardId-{ix:012}"),
+        _ => format!("{ix}"),
+    }
+}
+
+/// A shard index: a reshard's children get the next indexes, so reach past the first few.
+fn shard_ix() -> impl Strategy<Value = u32> {
+    prop_oneof![3 => 0..6u32, 1 => 0..40u32]
+}
+
+/// A NewStartingHashKey: mostly `m/d` of the key space (inside some shard of a stream split
+/// evenly or at such keys), sometimes an edge or invalid text.
+fn hash_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => (prop::sample::select(vec![2u128, 3, 4, 5, 6, 8, 16, 64]), 1..64u128, 0..3u128)
+            .prop_map(|(d, m, off)| ((u128::MAX / d) * (m % d).max(1) + off).to_string()),
+        1 => Just("0".to_string()),
+        1 => Just("2".to_string()),
+        1 => Just(u128::MAX.to_string()),
+        1 => Just("9".repeat(39)),
+        1 => Just("01".to_string()),
+    ]
+}
+
 /// A command with `now_ms` 0; [`commands`] fills in increasing times.
 fn command() -> impl Strategy<Value = Command> {
     let hours = prop_oneof![
@@ -67,12 +106,12 @@ fn command() -> impl Strategy<Value = Command> {
             }
         ),
         3 => name().prop_map(|name| Command::ActivateStream { name, now_ms: 0 }),
-        2 => (name(), any::<bool>()).prop_map(|(name, enforce)| Command::DeleteStream {
+        1 => (name(), any::<bool>()).prop_map(|(name, enforce)| Command::DeleteStream {
             name,
             enforce_consumer_deletion: enforce,
             now_ms: 0,
         }),
-        2 => name().prop_map(|name| Command::FinishDeleteStream { name }),
+        1 => name().prop_map(|name| Command::FinishDeleteStream { name }),
         1 => (name(), hours.clone())
             .prop_map(|(name, hours)| Command::IncreaseRetention { name, hours }),
         1 => (name(), hours).prop_map(|(name, hours)| Command::DecreaseRetention { name, hours }),
@@ -80,22 +119,187 @@ fn command() -> impl Strategy<Value = Command> {
         1 => (name(), prop::collection::vec(tag_text(), 0..3)).prop_map(|(name, keys)| Command::RemoveTags { name, keys }),
         1 => (arn(), tag_map()).prop_map(|(arn, tags)| Command::TagResource { arn, tags }),
         1 => (arn(), prop::collection::vec(tag_text(), 0..3)).prop_map(|(arn, keys)| Command::UntagResource { arn, keys }),
+        4 => (reshard_name(), shard_ix(), 0..10u8, hash_key()).prop_map(|(name, ix, form, key)| {
+            Command::SplitShard {
+                name,
+                shard_to_split: shard_text(ix, form),
+                new_starting_hash_key: key,
+                now_ms: 0,
+            }
+        }),
+        4 => (reshard_name(), shard_ix(), prop::sample::select(vec![1i64, 1, 1, 2, -1]), 0..10u8).prop_map(
+            |(name, ix, delta, form)| Command::MergeShards {
+                name,
+                shard_to_merge: shard_text(ix, form),
+                adjacent_shard_to_merge: shard_text(ix.saturating_add_signed(delta as i32), form),
+                now_ms: 0,
+            }
+        ),
+        3 => (reshard_name(), 0..13u32).prop_map(|(name, target_shard_count)| Command::UpdateShardCount {
+            name,
+            target_shard_count,
+            now_ms: 0,
+        }),
+        5 => reshard_name().prop_map(|name| Command::FinishUpdate { name, now_ms: 0 }),
+        2 => reshard_name().prop_map(|name| Command::ExpireShards { name, now_ms: 0 }),
     ]
 }
 
+/// Time between commands: mostly a second, sometimes hours, sometimes more than a day (so
+/// closed shards expire and the UpdateShardCount window rolls).
+fn step_ms() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        12 => Just(1_000u64),
+        2 => Just(3_600_000),
+        1 => Just(25 * 3_600_000),
+    ]
+}
+
+/// Random commands with increasing times, usually after creating and activating stream `a` so
+/// that resharding has something to work on.
 fn commands() -> impl Strategy<Value = Vec<Command>> {
-    prop::collection::vec(command(), 0..80).prop_map(|mut cmds| {
-        for (i, cmd) in cmds.iter_mut().enumerate() {
-            let t = 1_000 * (i as u64 + 1);
-            match cmd {
-                Command::CreateStream { now_ms, .. }
-                | Command::ActivateStream { now_ms, .. }
-                | Command::DeleteStream { now_ms, .. } => *now_ms = t,
-                _ => {}
+    let prelude = prop::option::weighted(0.8, 1..6u32).prop_map(|shards| {
+        shards.map_or_else(Vec::new, |n| {
+            vec![
+                Command::CreateStream {
+                    name: "a".to_string(),
+                    shard_count: Some(n),
+                    mode: StreamMode::Provisioned,
+                    tags: BTreeMap::new(),
+                    now_ms: 0,
+                },
+                Command::ActivateStream {
+                    name: "a".to_string(),
+                    now_ms: 0,
+                },
+            ]
+        })
+    });
+    let body = prop::collection::vec((command(), step_ms()), 0..80);
+    (prelude, body).prop_map(|(prelude, body)| {
+        let mut t = 0;
+        prelude
+            .into_iter()
+            .map(|c| (c, 1_000))
+            .chain(body)
+            .map(|(mut cmd, step)| {
+                t += step;
+                match &mut cmd {
+                    Command::CreateStream { now_ms, .. }
+                    | Command::ActivateStream { now_ms, .. }
+                    | Command::DeleteStream { now_ms, .. }
+                    | Command::SplitShard { now_ms, .. }
+                    | Command::MergeShards { now_ms, .. }
+                    | Command::UpdateShardCount { now_ms, .. }
+                    | Command::FinishUpdate { now_ms, .. }
+                    | Command::ExpireShards { now_ms, .. } => *now_ms = t,
+                    _ => {}
+                }
+                cmd
+            })
+            .collect()
+    })
+}
+
+/// The resharding invariants, checked from outside with the public state only: open shards
+/// tile `[0, 2^128)`; ids are dense and uids unique; every non-initial shard has one or two
+/// distinct, older, closed parents, each overlapping it, whose union contains it; a shard is
+/// closed exactly when it has `closed_ms`; expired shards are closed, past retention and not
+/// routed; the map routes every live shard.
+fn check_resharding(c: &Catalog) -> Result<(), TestCaseError> {
+    let mut uids = std::collections::BTreeSet::new();
+    let map = c.shard_map();
+    for s in c.state().streams().values() {
+        let n = &s.name;
+        let mut open: Vec<(u128, u128)> = s
+            .shards
+            .iter()
+            .filter(|x| x.open)
+            .map(|x| (x.hash_start, x.hash_end))
+            .collect();
+        open.sort_unstable();
+        if matches!(s.status, StreamStatus::Active | StreamStatus::Updating) {
+            prop_assert!(!open.is_empty(), "{n}: no open shard");
+            prop_assert_eq!(open[0].0, 0, "{}: open shards start above 0", n);
+            prop_assert_eq!(
+                open[open.len() - 1].1,
+                u128::MAX,
+                "{}: open shards end early",
+                n
+            );
+            for w in open.windows(2) {
+                prop_assert!(
+                    w[0].1 < u128::MAX && w[0].1 + 1 == w[1].0,
+                    "{n}: gap or overlap"
+                );
             }
         }
-        cmds
-    })
+        let route = map.stream(n);
+        let mut initial = true;
+        for (i, sh) in s.shards.iter().enumerate() {
+            prop_assert_eq!(sh.index as usize, i, "{}: ids not dense", n);
+            prop_assert!(uids.insert(sh.uid), "{n}: duplicate uid {}", sh.uid);
+            prop_assert_eq!(
+                sh.open,
+                sh.closed_ms.is_none(),
+                "{}: shard {} closed_ms",
+                n,
+                i
+            );
+            let routed = route.and_then(|r| r.shard(ShardId(sh.index)));
+            if let Some(e) = sh.expired_ms {
+                prop_assert!(!sh.open);
+                let closed = sh.closed_ms.unwrap_or(u64::MAX);
+                prop_assert!(
+                    // Retention may have grown since; it was at least the minimum.
+                    closed.saturating_add(RETENTION_HOURS_MIN as u64 * 3_600_000) < e,
+                    "{n}: {i} expired early"
+                );
+                prop_assert!(routed.is_none(), "{n}: expired shard {i} routed");
+            } else {
+                prop_assert_eq!(
+                    routed.map(|r| (r.uid, r.open, r.epoch)),
+                    Some((sh.uid, sh.open, sh.epoch))
+                );
+            }
+            let parents: Vec<u32> = sh.parent.into_iter().chain(sh.adjacent_parent).collect();
+            if parents.is_empty() {
+                prop_assert!(sh.adjacent_parent.is_none());
+                prop_assert!(initial, "{n}: parentless shard {i} after a child");
+                prop_assert_eq!(sh.created_ms, s.created_ms);
+                continue;
+            }
+            initial = false;
+            prop_assert!(sh.parent.is_some());
+            prop_assert!(parents.len() <= 2 && sh.parent != sh.adjacent_parent);
+            let mut ranges = Vec::new();
+            for p in parents {
+                prop_assert!(p < sh.index, "{n}: {i} has a younger parent {p}");
+                let parent = &s.shards[p as usize];
+                prop_assert!(!parent.open, "{n}: {i} has an open parent {p}");
+                prop_assert!(
+                    parent.hash_start <= sh.hash_end && sh.hash_start <= parent.hash_end,
+                    "{n}: parent {p} does not overlap {i}"
+                );
+                prop_assert!(parent.closed_ms.is_some_and(|t| t <= sh.created_ms));
+                ranges.push((parent.hash_start, parent.hash_end));
+            }
+            ranges.sort_unstable();
+            let lo = ranges[0].0;
+            let hi = ranges[ranges.len() - 1].1;
+            if let [a, b] = ranges[..] {
+                prop_assert!(
+                    a.1 < u128::MAX && a.1 + 1 >= b.0,
+                    "{n}: parents of {i} leave a gap"
+                );
+            }
+            prop_assert!(
+                lo <= sh.hash_start && sh.hash_end <= hi,
+                "{n}: {i} outside its parents"
+            );
+        }
+    }
+    Ok(())
 }
 
 proptest! {
@@ -111,6 +315,7 @@ proptest! {
             let before_map = c.shard_map();
             let result = c.apply(cmd);
             prop_assert!(c.check_invariants().is_ok(), "{:?}", c.check_invariants());
+            check_resharding(&c)?;
             if let Err(e) = &result {
                 prop_assert_ne!(e.type_name(), "InternalFailure", "{:?}", e);
                 prop_assert_eq!(c.state(), &before_state);
@@ -186,6 +391,7 @@ fn generated_sequences_reach_every_outcome_and_error() {
 
     let mut runner = TestRunner::deterministic();
     let mut seen = BTreeSet::new();
+    let mut counts = BTreeMap::new();
     for _ in 0..200 {
         let cmds = commands()
             .new_tree(&mut runner)
@@ -201,6 +407,7 @@ fn generated_sequences_reach_every_outcome_and_error() {
                     .to_string(),
                 Err(e) => e.type_name().to_string(),
             };
+            *counts.entry(kind.clone()).or_insert(0usize) += 1;
             seen.insert(kind);
         }
     }
@@ -211,6 +418,9 @@ fn generated_sequences_reach_every_outcome_and_error() {
         "StreamRemoved",
         "RetentionChanged",
         "TagsChanged",
+        "Resharded",
+        "UpdateFinished",
+        "ShardsExpired",
         "Unchanged",
         "ResourceNotFoundException",
         "ResourceInUseException",
@@ -219,5 +429,17 @@ fn generated_sequences_reach_every_outcome_and_error() {
         "ValidationException",
     ] {
         assert!(seen.contains(want), "never reached {want}; saw {seen:?}");
+    }
+    // Resharding is exercised often, not once by luck.
+    for (want, min) in [
+        ("Resharded", 100),
+        ("UpdateFinished", 50),
+        ("ShardsExpired", 10),
+    ] {
+        let got = counts.get(want).copied().unwrap_or(0);
+        assert!(
+            got >= min,
+            "{want} reached {got} times, want {min}; saw {counts:?}"
+        );
     }
 }
