@@ -257,6 +257,8 @@ impl Shard {
             group: self.group_id(),
             node: self.node_id(),
             epoch: self.epoch,
+            parent: self.parent_shard_id(),
+            adjacent_parent: self.adjacent_parent_shard_id(),
         }
     }
 }

@@ -57,13 +57,30 @@ pub struct Tip {
     pub shard_created_ms: u64,
 }
 
+/// Why an append was not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendError {
+    /// The shard no longer takes writes here (closed by a reshard, or moved): the caller's map
+    /// is stale and the write must be routed again by a newer one (rule R4: a stale map costs
+    /// a redirect, never a lost or misrouted write).
+    Stale,
+    /// A Kinesis error for the client.
+    Api(ApiError),
+}
+
+impl From<ApiError> for AppendError {
+    fn from(e: ApiError) -> Self {
+        AppendError::Api(e)
+    }
+}
+
 /// The storage nodes, as the front-end sees them. Errors are already Kinesis errors.
 pub trait StoragePlane: Send + Sync + 'static {
     fn append(
         &self,
         shard: &ShardRoute,
         records: Vec<(Bytes, Bytes)>,
-    ) -> BoxFuture<Result<Appended, ApiError>>;
+    ) -> BoxFuture<Result<Appended, AppendError>>;
     fn read(
         &self,
         shard: &ShardRoute,

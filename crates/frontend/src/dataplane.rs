@@ -12,13 +12,26 @@ use levee_map::seqnum::SequenceNumber;
 use levee_map::{partition_key_hash, HashKey, ShardId, ShardRoute, StreamRoute, StreamState};
 use levee_protocol::{ApiError, ErrorKind};
 
-use crate::backend::{MapHolder, ReadFrom, StoragePlane};
+use crate::backend::{AppendError, MapHolder, ReadFrom, StoragePlane};
 use crate::iterator::{IteratorCodec, IteratorError, Position, ShardIterator};
 
 /// GetRecords answers at most this many records...
 pub const GET_RECORDS_RECORDS_MAX: usize = 10_000;
 /// ...and at most this many bytes of data and partition keys.
 pub const GET_RECORDS_BYTES_MAX: u64 = 10 << 20;
+
+/// How many times a write is routed again after storage reports the route stale.
+pub const REROUTES_MAX: u32 = 8;
+/// The first wait before routing again; it doubles each time (1 + 2 + … + 128 ms at most).
+pub const REROUTE_BACKOFF_FIRST_MS: u64 = 1;
+
+/// Waits before the `attempt`-th (0-based) re-route: the map or storage may be a moment behind.
+async fn reroute_backoff(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(
+        REROUTE_BACKOFF_FIRST_MS << attempt.min(10),
+    ))
+    .await;
+}
 
 /// A stream's largest record (data) by default: AWS's MaxRecordSizeInKiB default of 1024.
 pub const RECORD_DATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
@@ -74,12 +87,23 @@ pub struct OutRecord {
     pub data: Bytes,
 }
 
+/// A child of a closed shard, for GetRecords' `ChildShards`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildOut {
+    pub shard_id: String,
+    pub parent_shards: Vec<String>,
+    pub starting_hash_key: u128,
+    pub ending_hash_key: u128,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordsOut {
     pub records: Vec<OutRecord>,
-    /// `None` at the end of a closed shard.
+    /// `None` at the end of a closed shard, and then `child_shards` is not empty (the KCL's
+    /// shard-end contract).
     pub next_shard_iterator: Option<String>,
     pub millis_behind_latest: u64,
+    pub child_shards: Vec<ChildOut>,
 }
 
 /// The kinds of shard iterator.
@@ -211,7 +235,7 @@ impl DataPlane {
         if entry.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT {
             return Err(record_too_large("data", entry.data.len()));
         }
-        let stream = self.live_stream(stream_name)?;
+        self.live_stream(stream_name)?;
         let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
         if let Some(s) = sequence_number_for_ordering {
             if SequenceNumber::parse(s).is_err() {
@@ -224,23 +248,35 @@ impl DataPlane {
                 ));
             }
         }
-        let shard = stream.route(key).ok_or_else(|| {
-            ApiError::new(ErrorKind::InternalFailure, "Internal service failure.")
-        })?;
-        let ack = self
-            .storage
-            .append(shard, vec![(Bytes::from(entry.partition_key), entry.data)])
-            .await
-            .map_err(|e| self.rename_throttle(e, shard, stream_name))?;
-        Ok(Placed {
-            shard_id: shard.shard_id.to_string(),
-            sequence_number: seq(
-                ack.shard_created_ms,
-                shard.shard_id.0,
-                ack.first_seq_ix,
-                ack.arrival_ms,
-            ),
-        })
+        let record = (Bytes::from(entry.partition_key), entry.data);
+        for attempt in 0..REROUTES_MAX {
+            // Route by the current map each time: a reshard publishes the new map before
+            // storage closes the parent, so a stale route resolves on the next attempt.
+            let stream = self.live_stream(stream_name)?;
+            let shard = stream.route(key).ok_or_else(ApiError::internal_failure)?;
+            match self.storage.append(shard, vec![record.clone()]).await {
+                Ok(ack) => {
+                    return Ok(Placed {
+                        shard_id: shard.shard_id.to_string(),
+                        sequence_number: seq(
+                            ack.shard_created_ms,
+                            shard.shard_id.0,
+                            ack.first_seq_ix,
+                            ack.arrival_ms,
+                        ),
+                    })
+                }
+                Err(AppendError::Stale) => reroute_backoff(attempt).await,
+                Err(AppendError::Api(e)) => {
+                    return Err(self.rename_throttle(e, shard, stream_name))
+                }
+            }
+        }
+        tracing::error!(
+            stream = stream_name,
+            "no current route after {REROUTES_MAX} attempts"
+        );
+        Err(ApiError::internal_failure())
     }
 
     fn rename_throttle(&self, e: ApiError, shard: &ShardRoute, stream: &str) -> ApiError {
@@ -284,83 +320,101 @@ impl DataPlane {
                 format!("Records size exceeds {PUT_RECORDS_BYTES_MAX} bytes: the request holds {total} bytes of data and partition keys."),
             ));
         }
-        let stream = self.live_stream(stream_name)?;
+        self.live_stream(stream_name)?;
         let mut keys = Vec::with_capacity(entries.len());
         for e in &entries {
             keys.push(self.hash_key(&e.partition_key, e.explicit_hash_key.as_deref())?);
         }
-        // Group entries by shard, keeping their positions.
-        let mut groups: Vec<ShardBatch> = Vec::new();
-        for (i, (e, key)) in entries.into_iter().zip(keys).enumerate() {
-            let shard = stream.route(key).ok_or_else(|| {
-                ApiError::new(ErrorKind::InternalFailure, "Internal service failure.")
-            })?;
-            let item = (Bytes::from(e.partition_key), e.data);
-            match groups.iter_mut().find(|g| g.0.shard_id == shard.shard_id) {
-                Some(g) => {
-                    g.1.push(i);
-                    g.2.push(item);
-                }
-                None => groups.push((shard.clone(), vec![i], vec![item])),
-            }
-        }
-        let total: usize = groups.iter().map(|g| g.1.len()).sum();
-        let mut out: Vec<Option<Result<Placed, EntryFailure>>> = vec![None; total];
-        let pending: Vec<_> = groups
+        let items: Vec<(Bytes, Bytes)> = entries
             .into_iter()
-            .map(|(shard, positions, items)| {
-                let fut = self.storage.append(&shard, items);
-                (shard, positions, fut)
-            })
+            .map(|e| (Bytes::from(e.partition_key), e.data))
             .collect();
-        for (shard, positions, fut) in pending {
-            match fut.await {
-                Ok(ack) => {
-                    for (n, pos) in positions.into_iter().enumerate() {
-                        if let Some(slot) = out.get_mut(pos) {
-                            *slot = Some(Ok(Placed {
-                                shard_id: shard.shard_id.to_string(),
-                                sequence_number: seq(
-                                    ack.shard_created_ms,
-                                    shard.shard_id.0,
-                                    ack.first_seq_ix + n as u64,
-                                    ack.arrival_ms,
-                                ),
-                            }));
-                        }
+        let internal = EntryFailure {
+            error_code: "InternalFailure".into(),
+            error_message: "Internal service failure.".into(),
+        };
+        let mut out: Vec<Option<Result<Placed, EntryFailure>>> = vec![None; items.len()];
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        for attempt in 0..REROUTES_MAX {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                reroute_backoff(attempt - 1).await;
+            }
+            // Group the entries still to write by shard of the current map, keeping order.
+            let stream = self.live_stream(stream_name)?;
+            let mut groups: Vec<ShardBatch> = Vec::new();
+            for &i in &pending {
+                let (Some(key), Some(item)) = (keys.get(i), items.get(i)) else {
+                    continue;
+                };
+                let shard = stream.route(*key).ok_or_else(ApiError::internal_failure)?;
+                match groups.iter_mut().find(|g| g.0.shard_id == shard.shard_id) {
+                    Some(g) => {
+                        g.1.push(i);
+                        g.2.push(item.clone());
                     }
+                    None => groups.push((shard.clone(), vec![i], vec![item.clone()])),
                 }
-                Err(e) => {
-                    let failure = if e.kind == ErrorKind::ProvisionedThroughputExceeded {
-                        let e = self.rename_throttle(e, &shard, stream_name);
-                        EntryFailure {
-                            error_code: "ProvisionedThroughputExceededException".into(),
-                            error_message: e.message,
+            }
+            // Submit every shard's append before awaiting any, so they share group commits.
+            let submitted: Vec<_> = groups
+                .into_iter()
+                .map(|(shard, positions, batch)| {
+                    let fut = self.storage.append(&shard, batch);
+                    (shard, positions, fut)
+                })
+                .collect();
+            let mut stale = Vec::new();
+            for (shard, positions, fut) in submitted {
+                let result = match fut.await {
+                    Ok(ack) => Ok(ack),
+                    Err(AppendError::Stale) => {
+                        stale.extend(positions);
+                        continue;
+                    }
+                    Err(AppendError::Api(e)) => Err(e),
+                };
+                for (n, pos) in positions.into_iter().enumerate() {
+                    let entry = match &result {
+                        Ok(ack) => Ok(Placed {
+                            shard_id: shard.shard_id.to_string(),
+                            sequence_number: seq(
+                                ack.shard_created_ms,
+                                shard.shard_id.0,
+                                ack.first_seq_ix + n as u64,
+                                ack.arrival_ms,
+                            ),
+                        }),
+                        Err(e) if e.kind == ErrorKind::ProvisionedThroughputExceeded => {
+                            Err(EntryFailure {
+                                error_code: "ProvisionedThroughputExceededException".into(),
+                                error_message: self
+                                    .rename_throttle(e.clone(), &shard, stream_name)
+                                    .message,
+                            })
                         }
-                    } else {
-                        EntryFailure {
-                            error_code: "InternalFailure".into(),
-                            error_message: "Internal service failure.".into(),
-                        }
+                        Err(_) => Err(internal.clone()),
                     };
-                    for pos in positions {
-                        if let Some(slot) = out.get_mut(pos) {
-                            *slot = Some(Err(failure.clone()));
-                        }
+                    if let Some(slot) = out.get_mut(pos) {
+                        *slot = Some(entry);
                     }
                 }
             }
+            stale.sort_unstable();
+            pending = stale;
+        }
+        if !pending.is_empty() {
+            tracing::error!(
+                stream = stream_name,
+                entries = pending.len(),
+                "no current route after {REROUTES_MAX} attempts"
+            );
         }
         Ok(out
             .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(EntryFailure {
-                        error_code: "InternalFailure".into(),
-                        error_message: "Internal service failure.".into(),
-                    })
-                })
-            })
+            .map(|r| r.unwrap_or_else(|| Err(internal.clone())))
             .collect())
     }
 
@@ -530,7 +584,27 @@ impl DataPlane {
             }
             _ => 0,
         };
-        let next_shard_iterator = (!out.shard_end).then(|| {
+        let child_shards: Vec<ChildOut> = if out.shard_end {
+            stream
+                .children(id)
+                .map(|c| ChildOut {
+                    shard_id: c.shard_id.to_string(),
+                    parent_shards: [c.parent, c.adjacent_parent]
+                        .into_iter()
+                        .flatten()
+                        .map(|p| p.to_string())
+                        .collect(),
+                    starting_hash_key: c.hash_range.start,
+                    ending_hash_key: c.hash_range.end,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // At the end of a closed shard the iterator ends and the children are named; until the
+        // children are known (never, in one process) the reader keeps an iterator.
+        let ended = out.shard_end && !child_shards.is_empty();
+        let next_shard_iterator = (!ended).then(|| {
             self.iterators.encode(&ShardIterator {
                 issued_ms: now,
                 stream_name: it.stream_name.clone(),
@@ -543,6 +617,7 @@ impl DataPlane {
             records,
             next_shard_iterator,
             millis_behind_latest,
+            child_shards,
         })
     }
 }

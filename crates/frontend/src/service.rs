@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use levee_protocol::types::{
-    GetRecordsOutput, GetShardIteratorOutput, PutRecordOutput, PutRecordsOutput,
-    PutRecordsResultEntry, Record, ShardIteratorType,
+    ChildShard, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange, PutRecordOutput,
+    PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
 };
 use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
 
@@ -133,7 +133,19 @@ impl KinesisService {
                         millis_behind_latest: Some(
                             i64::try_from(out.millis_behind_latest).unwrap_or(i64::MAX),
                         ),
-                        child_shards: None,
+                        child_shards: (!out.child_shards.is_empty()).then(|| {
+                            out.child_shards
+                                .into_iter()
+                                .map(|c| ChildShard {
+                                    shard_id: c.shard_id,
+                                    parent_shards: c.parent_shards,
+                                    hash_key_range: HashKeyRange {
+                                        starting_hash_key: c.starting_hash_key.to_string(),
+                                        ending_hash_key: c.ending_hash_key.to_string(),
+                                    },
+                                })
+                                .collect()
+                        }),
                     },
                 ))
             }

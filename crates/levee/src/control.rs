@@ -108,8 +108,34 @@ fn shard_shape(s: &levee_catalog::Shard) -> types::Shard {
                 s.created_ms / 1000,
             )
             .to_decimal(),
-            ending_sequence_number: None,
+            // AWS's closed-shard form: the maximum sequence index, stamped with the close time.
+            ending_sequence_number: s.closed_ms.map(|closed| {
+                SequenceNumber::ending(s.created_ms / 1000, s.index, closed / 1000).to_decimal()
+            }),
         },
+    }
+}
+
+/// Whether a shard is selected by a ListShards filter, at `now_ms` with the stream's retention.
+/// Times earlier than the trim horizon are corrected to it, as AWS documents for FROM_TIMESTAMP
+/// (and here for AT_TIMESTAMP too, so a timestamp before the stream names its first shards).
+fn filter_selects(
+    sh: &levee_catalog::Shard,
+    filter: Option<&types::ShardFilter>,
+    trim_horizon_ms: u64,
+) -> bool {
+    let open_at = |t: u64| sh.created_ms <= t && sh.closed_ms.is_none_or(|c| c >= t);
+    let Some(f) = filter else {
+        return true;
+    };
+    let at =
+        |ts: Option<levee_protocol::Timestamp>| ts.map_or(0, |t| t.millis()).max(trim_horizon_ms);
+    match f.r#type {
+        ShardFilterType::AtLatest => sh.open,
+        ShardFilterType::AtTrimHorizon => open_at(trim_horizon_ms),
+        ShardFilterType::AtTimestamp => open_at(at(f.timestamp)),
+        ShardFilterType::FromTimestamp => sh.closed_ms.is_none_or(|c| c >= at(f.timestamp)),
+        ShardFilterType::FromTrimHorizon | ShardFilterType::AfterShardId => true,
     }
 }
 
@@ -206,13 +232,14 @@ impl LocalControl {
                     .exclusive_start_shard_id
                     .as_deref()
                     .and_then(levee_map::ShardId::parse);
-                // AWS lists no shards while a stream is CREATING.
-                let rest = if s.status == levee_catalog::StreamStatus::Creating {
-                    &[]
-                } else {
-                    s.shards_after(after)
-                };
-                let shards = rest.iter().take(limit).map(shard_shape).collect();
+                // AWS lists no shards while a stream is CREATING; expired shards never.
+                let rest: Vec<&levee_catalog::Shard> =
+                    if s.status == levee_catalog::StreamStatus::Creating {
+                        Vec::new()
+                    } else {
+                        s.live_shards_after(after).collect()
+                    };
+                let shards = rest.iter().take(limit).map(|sh| shard_shape(sh)).collect();
                 Ok(encode_response(
                     format,
                     &DescribeStreamOutput {
@@ -307,6 +334,56 @@ impl LocalControl {
                 ))
             }
             Request::ListShards(r) => self.list_shards(r, format, &acct),
+            Request::SplitShard(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.reshard(Command::SplitShard {
+                    name,
+                    shard_to_split: r.shard_to_split,
+                    new_starting_hash_key: r.new_starting_hash_key,
+                    now_ms: now_ms(),
+                })
+                .await?;
+                empty_ok()
+            }
+            Request::MergeShards(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                self.reshard(Command::MergeShards {
+                    name,
+                    shard_to_merge: r.shard_to_merge,
+                    adjacent_shard_to_merge: r.adjacent_shard_to_merge,
+                    now_ms: now_ms(),
+                })
+                .await?;
+                empty_ok()
+            }
+            Request::UpdateShardCount(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let outcome = self
+                    .reshard(Command::UpdateShardCount {
+                        name: name.clone(),
+                        target_shard_count: u32::try_from(r.target_shard_count).unwrap_or(0),
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                let (current, target) = match outcome {
+                    Outcome::Resharded {
+                        open_before,
+                        open_after,
+                        ..
+                    } => (open_before as i32, open_after as i32),
+                    _ => (r.target_shard_count, r.target_shard_count),
+                };
+                let arn = self.stream(&name)?.arn;
+                Ok(encode_response(
+                    format,
+                    &types::UpdateShardCountOutput {
+                        stream_name: Some(name),
+                        current_shard_count: Some(current),
+                        target_shard_count: Some(target),
+                        stream_arn: Some(arn),
+                    },
+                ))
+            }
             Request::IncreaseStreamRetentionPeriod(r) => self.change_retention(r, true).await,
             Request::DecreaseStreamRetentionPeriod(r) => self.change_retention(r, false).await,
             Request::AddTagsToStream(r) => {
@@ -386,6 +463,23 @@ impl LocalControl {
         }
     }
 
+    /// Runs a resharding command, makes storage match (children created, parents closed), and
+    /// schedules UPDATING → ACTIVE.
+    async fn reshard(&self, cmd: Command) -> Result<Outcome, ApiError> {
+        let name = match &cmd {
+            Command::SplitShard { name, .. }
+            | Command::MergeShards { name, .. }
+            | Command::UpdateShardCount { name, .. } => name.clone(),
+            _ => return Err(ApiError::internal_failure()),
+        };
+        let outcome = self.run(cmd).await?;
+        if let Outcome::Resharded { .. } = outcome {
+            self.node.reconcile().await.map_err(internal)?;
+            self.node.clone().finish_update_later(name);
+        }
+        Ok(outcome)
+    }
+
     async fn change_retention(
         &self,
         r: types::StreamRetentionPeriodInput,
@@ -452,18 +546,15 @@ impl LocalControl {
                 )));
             }
         }
-        // Every shard is open from its stream's creation until resharding exists (issue 4), so
-        // the trim-horizon and timestamp filters all select every shard.
+        // The trim horizon: the oldest data still retained, never before the stream began.
+        let first_created = s.shards.first().map_or(s.created_ms, |sh| sh.created_ms);
+        let trim_horizon_ms = now.saturating_sub(s.retention_ms()).max(first_created);
         let filter_after = r
             .shard_filter
             .as_ref()
             .filter(|f| f.r#type == ShardFilterType::AfterShardId)
             .and_then(|f| f.shard_id.as_deref())
             .and_then(levee_map::ShardId::parse);
-        let only_open = r
-            .shard_filter
-            .as_ref()
-            .is_some_and(|f| f.r#type == ShardFilterType::AtLatest);
         let start = after.max(filter_after);
         let limit = r
             .max_results
@@ -471,9 +562,8 @@ impl LocalControl {
             .unwrap_or(LIST_SHARDS_MAX)
             .clamp(1, LIST_SHARDS_MAX);
         let candidates: Vec<&levee_catalog::Shard> = s
-            .shards_after(start)
-            .iter()
-            .filter(|sh| !only_open || sh.open)
+            .live_shards_after(start)
+            .filter(|sh| filter_selects(sh, r.shard_filter.as_ref(), trim_horizon_ms))
             .collect();
         let page: Vec<types::Shard> = candidates
             .iter()

@@ -108,13 +108,19 @@ impl Node {
             c.state()
                 .streams()
                 .values()
-                .filter(|s| matches!(s.status, StreamStatus::Creating | StreamStatus::Deleting))
+                .filter(|s| {
+                    matches!(
+                        s.status,
+                        StreamStatus::Creating | StreamStatus::Updating | StreamStatus::Deleting
+                    )
+                })
                 .map(|s| (s.name.clone(), s.status))
                 .collect()
         });
         for (name, status) in pending {
             match status {
                 StreamStatus::Creating => node.clone().activate_later(name),
+                StreamStatus::Updating => node.clone().finish_update_later(name),
                 _ => node.clone().finish_delete_later(name),
             }
         }
@@ -124,7 +130,8 @@ impl Node {
 
     /// Makes the storage engine hold exactly the catalog's streams and shards.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
-        type Want = (u64, Vec<(u64, u32, u64)>);
+        // (retention ms, shards as (uid, index, created ms, open)).
+        type Want = (u64, Vec<(u64, u32, u64, bool)>);
         let wanted: HashMap<u64, Want> = self.catalog.read(|c| {
             c.state()
                 .streams()
@@ -133,7 +140,7 @@ impl Node {
                     let shards = s
                         .shards
                         .iter()
-                        .map(|sh| (sh.uid, sh.index, sh.created_ms))
+                        .map(|sh| (sh.uid, sh.index, sh.created_ms, sh.open))
                         .collect();
                     (s.uid, (u64::from(s.retention_hours) * HOUR_MS, shards))
                 })
@@ -149,11 +156,19 @@ impl Node {
                 }
                 Some(_) => {}
             }
-            for (shard_uid, index, created_ms) in shards {
+            // Children first, then close their parents: a writer bounced off a closed parent
+            // always finds the child in place.
+            for (shard_uid, index, created_ms, _) in shards {
                 if self.engine.shard_info(ShardUid(*shard_uid)).is_err() {
                     self.engine
                         .create_shard_at(ShardUid(*shard_uid), stream, *index, *created_ms)?
                         .await?;
+                }
+            }
+            for (shard_uid, _, _, open) in shards {
+                let uid = ShardUid(*shard_uid);
+                if !open && self.engine.shard_info(uid).is_ok_and(|i| !i.closed) {
+                    self.engine.close_shard(uid)?.await?;
                 }
             }
         }
@@ -173,6 +188,7 @@ impl Node {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
+                self.expire_closed_shards().await;
                 let engine = self.engine.clone();
                 match tokio::task::spawn_blocking(move || engine.enforce_retention()).await {
                     Ok(Ok(0)) => {}
@@ -180,6 +196,53 @@ impl Node {
                     Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
                     Err(e) => tracing::error!(error = %e, "retention sweep task failed"),
                 }
+            }
+        });
+    }
+
+    /// Marks closed shards past their stream's retention as expired (ListShards omits them).
+    async fn expire_closed_shards(&self) {
+        let now = now_ms();
+        let due: Vec<String> = self.catalog.read(|c| {
+            c.state()
+                .streams()
+                .values()
+                .filter(|s| {
+                    s.shards.iter().any(|sh| {
+                        sh.expired_ms.is_none()
+                            && sh
+                                .closed_ms
+                                .is_some_and(|t| t.saturating_add(s.retention_ms()) < now)
+                    })
+                })
+                .map(|s| s.name.clone())
+                .collect()
+        });
+        for name in due {
+            let cmd = Command::ExpireShards {
+                name: name.clone(),
+                now_ms: now,
+            };
+            if let Err(e) = self.catalog.execute(cmd).await {
+                tracing::error!(stream = %name, error = %e, "expiring closed shards failed");
+            }
+        }
+    }
+
+    /// UPDATING → ACTIVE after the configured delay (reads and writes go on meanwhile).
+    pub fn finish_update_later(self: Arc<Self>, name: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
+            let cmd = Command::FinishUpdate {
+                name: name.clone(),
+                now_ms: now_ms(),
+            };
+            match self.catalog.execute(cmd).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(stream = %name, error = %e, "update already finished")
+                }
+                Err(e) => tracing::error!(stream = %name, error = %e, "finishing an update failed"),
             }
         });
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use levee_frontend::backend::{
-    Appended, BoxFuture, ReadFrom, ReadOut, StoragePlane, StoredRecord, Tip,
+    AppendError, Appended, BoxFuture, ReadFrom, ReadOut, StoragePlane, StoredRecord, Tip,
 };
 use levee_map::ShardRoute;
 use levee_protocol::{ApiError, ErrorKind};
@@ -38,14 +38,20 @@ impl StoragePlane for LocalStorage {
         &self,
         shard: &ShardRoute,
         records: Vec<(Bytes, Bytes)>,
-    ) -> BoxFuture<Result<Appended, ApiError>> {
+    ) -> BoxFuture<Result<Appended, AppendError>> {
         let uid = ShardUid(shard.uid);
         let created = self.engine.shard_info(uid).map(|i| i.created_ms);
         let refs: Vec<(&[u8], &[u8])> = records.iter().map(|(k, d)| (&k[..], &d[..])).collect();
         let ticket = self.engine.append(uid, &refs);
+        let append_error = |e: Error| match e {
+            // Closed by a reshard after the caller read its map, or a new shard the map shows
+            // a moment before storage has created it: route again.
+            Error::ShardClosed(_) | Error::ShardNotFound(_) => AppendError::Stale,
+            other => AppendError::Api(to_api(other)),
+        };
         Box::pin(async move {
-            let created = created.map_err(to_api)?;
-            let a = ticket.map_err(to_api)?.await.map_err(to_api)?;
+            let created = created.map_err(append_error)?;
+            let a = ticket.map_err(append_error)?.await.map_err(append_error)?;
             Ok(Appended {
                 first_seq_ix: a.first_seq_ix,
                 arrival_ms: a.arrival_ms,

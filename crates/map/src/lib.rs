@@ -128,6 +128,10 @@ pub struct ShardRoute {
     pub node: NodeId,
     /// Bumped whenever the shard moves or changes state; storage rejects a stale epoch (R4).
     pub epoch: u64,
+    /// The shard this one was split from or merged into (lineage, for `ChildShards`).
+    pub parent: Option<ShardId>,
+    /// The other parent of a merge.
+    pub adjacent_parent: Option<ShardId>,
 }
 
 /// Whether a stream takes traffic.
@@ -156,6 +160,13 @@ impl StreamRoute {
         self.shards
             .iter()
             .find(|s| s.open && s.hash_range.contains(key))
+    }
+
+    /// The shards created from `id` by a split or merge (empty while it is open).
+    pub fn children(&self, id: ShardId) -> impl Iterator<Item = &ShardRoute> {
+        self.shards
+            .iter()
+            .filter(move |s| s.parent == Some(id) || s.adjacent_parent == Some(id))
     }
 
     pub fn shard(&self, id: ShardId) -> Option<&ShardRoute> {
@@ -373,6 +384,9 @@ fn checksum_of(version: u64, streams: &BTreeMap<String, Arc<StreamRoute>>) -> u3
             put(&sh.group.0.to_le_bytes());
             put(&sh.node.0.to_le_bytes());
             put(&sh.epoch.to_le_bytes());
+            for p in [sh.parent, sh.adjacent_parent] {
+                put(&p.map_or(u64::MAX, |p| u64::from(p.0)).to_le_bytes());
+            }
         }
     }
     crc
@@ -399,6 +413,8 @@ mod tests {
                     group: GroupId(1),
                     node: NodeId(1),
                     epoch: 1,
+                    parent: None,
+                    adjacent_parent: None,
                 })
                 .collect(),
         }
