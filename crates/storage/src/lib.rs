@@ -4,7 +4,8 @@
 //! - [`wal`]: the group log. Continuous group commit (one `pwrite` and one `fdatasync` per batch
 //!   of whatever queued during the previous sync), CRC32C per batch, torn-tail truncation,
 //!   refusal past mid-log corruption, poisoning after a failed sync, preallocated and recycled
-//!   segments, entries with index and term.
+//!   segments, entries with index and term. In explicit-index mode it is a Raft log: the
+//!   caller places entries, later batches overwrite a suffix, entries are read back until purged.
 //! - [`store`]: the shard store. Segment files with a sparse index by sequence index and arrival
 //!   time, a capped file-handle cache, reads that copy data once, per-stream retention by whole
 //!   segments, checkpoints that let the log be released.
@@ -13,6 +14,7 @@
 //! - [`seqnum`]: AWS-shaped sequence numbers (from `levee-map`).
 //! - [`vfs`]: the file-I/O trait, with a fault-injecting implementation for tests.
 //! - [`clock`]: injectable time.
+//! - [`record_file`]: small CRC-protected records replaced atomically (Raft's vote, snapshots).
 //!
 //! The engine does no networking and knows nothing of Kinesis names: streams and shards are
 //! identified by [`StreamUid`] and [`ShardUid`] handed out by the catalog.
@@ -26,6 +28,7 @@ mod codec;
 mod command;
 pub mod engine;
 pub mod error;
+pub mod record_file;
 pub mod runtime;
 pub mod store;
 pub mod vfs;

@@ -111,7 +111,8 @@ fn run_case(ops: &[(u64, Vec<usize>)]) {
             .enumerate()
             .map(|(i, &len)| {
                 let mut d = format!("op{n}/{i}/").into_bytes();
-                d.resize(d.len() + len, (n % 251) as u8);
+                // Never zero: a cut that zero-fills the tail must change the batch.
+                d.resize(d.len() + len, (n % 251) as u8 + 1);
                 d
             })
             .collect();
