@@ -179,7 +179,7 @@ impl LocalControl {
             .catalog
             .execute(cmd)
             .await
-            .map_err(internal)?
+            .map_err(|e| internal(e.into()))?
             .map_err(api)
     }
 

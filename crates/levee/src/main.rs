@@ -1,7 +1,6 @@
 //! `levee`: the Kinesis Data Streams–compatible server. `levee serve` runs the embedded node —
 //! control plane, storage and front-end in one process, data on local disk.
 
-mod catalog_store;
 mod config;
 mod control;
 mod node;
@@ -114,7 +113,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         )
         .await;
         tracing::info!("shutting down");
-        node.checkpoint()
+        node.checkpoint().await
     })
 }
 

@@ -16,8 +16,8 @@ use levee_catalog::{CatalogConfig, Command, StreamStatus};
 use levee_frontend::backend::MapHolder;
 use levee_storage::{Engine, EngineConfig, ShardUid, StreamUid, SystemClock};
 
-use crate::catalog_store::CatalogStore;
 use crate::config::ServeConfig;
+use levee_raft::{CatalogRaft, CatalogRaftOptions};
 
 /// The key that signs shard iterators, kept in the data directory so iterators survive restarts.
 pub fn iterator_key(data_dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
@@ -57,7 +57,8 @@ pub fn now_ms() -> u64 {
 pub struct Node {
     pub cfg: ServeConfig,
     pub engine: Arc<Engine>,
-    pub catalog: Arc<CatalogStore>,
+    /// The catalog: a single-voter openraft node whose log is a storage-engine group log.
+    pub catalog: Arc<CatalogRaft>,
     pub maps: Arc<MapHolder>,
 }
 
@@ -77,14 +78,17 @@ impl Node {
             Arc::new(SystemClock),
         )
         .context("opening the storage engine")?;
-        let catalog = CatalogStore::open(
+        let catalog = CatalogRaft::open(
             &cfg.data_dir.join("catalog"),
             CatalogConfig {
                 account_id: cfg.account_id.clone(),
                 region: cfg.region.clone(),
                 ..CatalogConfig::default()
             },
-        )?;
+            CatalogRaftOptions::default(),
+        )
+        .await
+        .context("starting the catalog")?;
         let maps = Arc::new(MapHolder::default());
         let holder = maps.clone();
         let initial = catalog.subscribe(Box::new(move |delta, full| {
@@ -285,12 +289,13 @@ impl Node {
         });
     }
 
-    /// Checkpoints storage and catalog so the next start replays nothing.
-    pub fn checkpoint(&self) -> anyhow::Result<()> {
+    /// Checkpoints storage and snapshots the catalog so the next start replays little.
+    pub async fn checkpoint(&self) -> anyhow::Result<()> {
         self.engine.checkpoint().context("checkpointing storage")?;
         self.catalog
-            .checkpoint()
-            .context("checkpointing the catalog")?;
+            .snapshot()
+            .await
+            .context("snapshotting the catalog")?;
         Ok(())
     }
 }
