@@ -129,11 +129,18 @@ impl CatalogRaft {
         .await
         .map_err(|e| NodeError::Raft(e.to_string()))?;
         let members = BTreeMap::from([(CATALOG_NODE_ID, BasicNode::default())]);
-        match raft.initialize(members).await {
-            Ok(()) => {}
-            // Initialized on an earlier start: the log or vote already exists.
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
-            Err(e) => return Err(NodeError::Raft(e.to_string())),
+        // Initialize only on the first start (asking again would be refused, and openraft logs
+        // that refusal as an error on every restart).
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if !initialized {
+            match raft.initialize(members).await {
+                Ok(()) => {}
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => return Err(NodeError::Raft(e.to_string())),
+            }
         }
         let wait = Duration::from_millis(LEADER_WAIT_MS);
         raft.wait(Some(wait))
