@@ -184,7 +184,6 @@ impl LocalControl {
     }
 
     async fn call(&self, request: Request, format: WireFormat) -> Result<Vec<u8>, ApiError> {
-        let acct = self.node.cfg.account_id.clone();
         match request {
             Request::CreateStream(r) => {
                 let m = r
@@ -333,7 +332,7 @@ impl LocalControl {
                     },
                 ))
             }
-            Request::ListShards(r) => self.list_shards(r, format, &acct),
+            Request::ListShards(r) => self.list_shards(r, format),
             Request::SplitShard(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
                 self.reshard(Command::SplitShard {
@@ -502,7 +501,6 @@ impl LocalControl {
         &self,
         r: types::ListShardsInput,
         format: WireFormat,
-        acct: &str,
     ) -> Result<Vec<u8>, ApiError> {
         let now = now_ms();
         let (name, after) = match (&r.next_token, &r.stream_name, &r.stream_arn) {
@@ -577,7 +575,6 @@ impl LocalControl {
                     .map(|last| encode_list_token(&name, last.index, now))
             })
             .flatten();
-        let _ = acct;
         Ok(encode_response(
             format,
             &ListShardsOutput {
