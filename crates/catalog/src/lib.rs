@@ -17,7 +17,10 @@
 //! their counters; retention and tag counts are within limits; each ARN matches its name; and
 //! the resharding lineage holds (a shard is closed exactly when it has `closed_ms`; shards
 //! without parents come first; every other shard has one or two distinct, older, closed parents,
-//! each overlapping it, whose ranges together cover it — see `reshard::check_shards`). A
+//! each overlapping it, whose ranges together cover it — see `reshard::check_shards`); and each
+//! stream's enhanced fan-out consumers are filed by name, have the ARN their stream, name and
+//! creation second give (so consumer ARNs are unique), stay within the per-stream limits, and
+//! are gone once the stream is DELETING (`consumers::check_consumers`). A
 //! command that would break one is refused with [`CatalogError::InternalFailure`] and the old
 //! state is kept. It does not panic: a panic while applying a committed log entry would crash
 //! every replica again on every replay, whereas a deterministic refusal is replicated like any
@@ -27,6 +30,7 @@
 //! (ValidationException, SerializationException); the catalog re-checks names and counts so that
 //! nothing invalid enters the state.
 
+mod consumers;
 mod error;
 mod reshard;
 mod snapshot;
@@ -37,6 +41,10 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
+pub use consumers::{
+    parse_consumer_arn, Consumer, ConsumerArn, ConsumerDescription, ConsumerStatus,
+    CONSUMERS_CREATING_MAX, CONSUMERS_PER_STREAM_MAX, CONSUMER_NAME_CHARS_MAX,
+};
 pub use error::{CatalogError, INTERNAL_FAILURE_MESSAGE};
 pub use levee_map::{GroupId, HashRange, MapDelta, NodeId, ShardId, ShardMap};
 pub use reshard::{resolve_shard_id, SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
@@ -289,6 +297,10 @@ pub struct Stream {
     /// [`SCALINGS_PER_DAY_MAX`] per rolling 24 hours). Pruned by the next UpdateShardCount.
     #[serde(default)]
     pub scaling_ms: Vec<u64>,
+    /// Enhanced fan-out consumers, keyed (and so listed) by name, any status. Empty while
+    /// DELETING: DeleteStream refuses a stream with consumers unless told to remove them.
+    #[serde(default)]
+    pub consumers: BTreeMap<String, Consumer>,
 }
 
 impl Stream {
@@ -397,7 +409,8 @@ pub enum Command {
         name: String,
         now_ms: u64,
     },
-    /// DeleteStream: → DELETING.
+    /// DeleteStream: → DELETING. A stream with consumers (any status) is refused unless
+    /// `enforce_consumer_deletion`, which removes them.
     DeleteStream {
         name: String,
         enforce_consumer_deletion: bool,
@@ -470,6 +483,30 @@ pub enum Command {
         name: String,
         now_ms: u64,
     },
+    /// RegisterStreamConsumer: a new consumer, CREATING, with ARN
+    /// `<stream_arn>/consumer/<consumer_name>:<now_ms / 1000>`.
+    RegisterConsumer {
+        stream_arn: String,
+        consumer_name: String,
+        now_ms: u64,
+    },
+    /// CREATING → ACTIVE; the server issues it after its configured delay.
+    ActivateConsumer {
+        consumer_arn: String,
+        now_ms: u64,
+    },
+    /// DeregisterStreamConsumer: ACTIVE → DELETING. The consumer is named by `consumer_arn`, or
+    /// by `stream_arn` and `consumer_name` (see [`Catalog::describe_consumer`]).
+    DeregisterConsumer {
+        stream_arn: Option<String>,
+        consumer_name: Option<String>,
+        consumer_arn: Option<String>,
+        now_ms: u64,
+    },
+    /// DELETING → gone; the server issues it once the consumer's subscriptions have ended.
+    FinishDeregisterConsumer {
+        consumer_arn: String,
+    },
 }
 
 impl Command {
@@ -489,9 +526,24 @@ impl Command {
             | Command::UpdateShardCount { name, .. }
             | Command::FinishUpdate { name, .. }
             | Command::ExpireShards { name, .. } => Some(name),
-            Command::TagResource { arn, .. } | Command::UntagResource { arn, .. } => {
-                parse_stream_arn(arn).map(|a| a.name)
+            Command::TagResource { arn, .. }
+            | Command::UntagResource { arn, .. }
+            | Command::RegisterConsumer {
+                stream_arn: arn, ..
+            } => parse_stream_arn(arn).map(|a| a.name),
+            Command::ActivateConsumer { consumer_arn, .. }
+            | Command::FinishDeregisterConsumer { consumer_arn } => {
+                parse_consumer_arn(consumer_arn).map(|a| a.stream.name)
             }
+            Command::DeregisterConsumer {
+                stream_arn,
+                consumer_arn,
+                ..
+            } => match (consumer_arn, stream_arn) {
+                (Some(arn), _) => parse_consumer_arn(arn).map(|a| a.stream.name),
+                (None, Some(arn)) => parse_stream_arn(arn).map(|a| a.name),
+                (None, None) => None,
+            },
         }
     }
 }
@@ -534,6 +586,20 @@ pub enum Outcome {
     ShardsExpired {
         stream_uid: u64,
         shard_uids: Vec<u64>,
+    },
+    /// A consumer was registered, CREATING.
+    ConsumerRegistered {
+        consumer_arn: String,
+    },
+    /// A consumer went CREATING → ACTIVE.
+    ConsumerActivated,
+    /// A consumer went ACTIVE → DELETING; its subscriptions should end.
+    ConsumerDeregistering {
+        consumer_arn: String,
+    },
+    /// A DELETING consumer is gone.
+    ConsumerRemoved {
+        consumer_arn: String,
     },
     /// Accepted, nothing to do (e.g. activating an ACTIVE stream, deleting a DELETING one).
     Unchanged,
@@ -706,10 +772,9 @@ impl Catalog {
             }
             Command::DeleteStream {
                 name,
-                enforce_consumer_deletion: _,
+                enforce_consumer_deletion,
                 now_ms,
             } => {
-                // No consumers exist yet, so `enforce_consumer_deletion` changes nothing.
                 let account = &self.config.account_id;
                 let s = self
                     .state
@@ -720,6 +785,10 @@ impl Catalog {
                 // (recorded in kinesalite's test/deleteStream.js).
                 match s.status {
                     StreamStatus::Active | StreamStatus::Updating | StreamStatus::Creating => {
+                        if !s.consumers.is_empty() && !enforce_consumer_deletion {
+                            return Err(consumers::consumers_exist(name, account));
+                        }
+                        s.consumers.clear();
                         if s.status == StreamStatus::Creating {
                             // Its shards never came to exist for clients: AWS lists none.
                             s.shards.clear();
@@ -781,6 +850,29 @@ impl Catalog {
             } => self.update_shard_count(name, *target_shard_count, *now_ms),
             Command::FinishUpdate { name, now_ms } => self.finish_update(name, *now_ms),
             Command::ExpireShards { name, now_ms } => self.expire_shards(name, *now_ms),
+            Command::RegisterConsumer {
+                stream_arn,
+                consumer_name,
+                now_ms,
+            } => self.register_consumer(stream_arn, consumer_name, *now_ms),
+            Command::ActivateConsumer {
+                consumer_arn,
+                now_ms,
+            } => self.activate_consumer(consumer_arn, *now_ms),
+            Command::DeregisterConsumer {
+                stream_arn,
+                consumer_name,
+                consumer_arn,
+                now_ms,
+            } => self.deregister_consumer(
+                stream_arn.as_deref(),
+                consumer_name.as_deref(),
+                consumer_arn.as_deref(),
+                *now_ms,
+            ),
+            Command::FinishDeregisterConsumer { consumer_arn } => {
+                self.finish_deregister_consumer(consumer_arn)
+            }
         }
     }
 
@@ -801,7 +893,7 @@ impl Catalog {
                     .to_string(),
             );
         }
-        errors.extend(stream_name_errors(name));
+        errors.extend(name_errors(name, "streamName", STREAM_NAME_CHARS_MAX));
         if let Some(e) = error::validation(&errors) {
             return Err(e);
         }
@@ -886,6 +978,7 @@ impl Catalog {
             tags: tags.clone(),
             shards,
             scaling_ms: Vec::new(),
+            consumers: BTreeMap::new(),
         };
         self.state.next_stream_uid = next_stream_uid;
         self.state.next_shard_uid = next_shard_uid;
@@ -1107,6 +1200,7 @@ impl Catalog {
     pub fn check_invariants(&self) -> Result<(), String> {
         let mut stream_uids = BTreeSet::new();
         let mut shard_uids = BTreeSet::new();
+        let mut consumer_arns = BTreeSet::new();
         for (key, s) in &self.state.streams {
             let n = &s.name;
             if key != n {
@@ -1141,6 +1235,7 @@ impl Catalog {
                 }
             }
             reshard::check_shards(s)?;
+            consumers::check_consumers(s, &mut consumer_arns)?;
             let must_cover = matches!(s.status, StreamStatus::Active | StreamStatus::Updating);
             if must_cover || !s.shards.is_empty() {
                 s.route().validate().map_err(|e| e.to_string())?;
@@ -1171,8 +1266,9 @@ impl Catalog {
     }
 }
 
-/// The wire model's constraints on a stream name, in AWS's words.
-fn stream_name_errors(name: &str) -> Vec<String> {
+/// The wire model's constraints on a stream or consumer name (`field` is `streamName` or
+/// `consumerName`; both are `[a-zA-Z0-9_.-]+`, 1 to `max` characters), in AWS's words.
+fn name_errors(name: &str, field: &str, max: usize) -> Vec<String> {
     let mut errors = Vec::new();
     let pattern_ok = !name.is_empty()
         && name
@@ -1180,21 +1276,21 @@ fn stream_name_errors(name: &str) -> Vec<String> {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
     if !pattern_ok {
         errors.push(format!(
-            "Value '{name}' at 'streamName' failed to satisfy constraint: Member must satisfy \
+            "Value '{name}' at '{field}' failed to satisfy constraint: Member must satisfy \
              regular expression pattern: [a-zA-Z0-9_.-]+"
         ));
     }
     let chars = name.chars().count();
     if chars < 1 {
         errors.push(format!(
-            "Value '{name}' at 'streamName' failed to satisfy constraint: Member must have \
+            "Value '{name}' at '{field}' failed to satisfy constraint: Member must have \
              length greater than or equal to 1"
         ));
     }
-    if chars > STREAM_NAME_CHARS_MAX {
+    if chars > max {
         errors.push(format!(
-            "Value '{name}' at 'streamName' failed to satisfy constraint: Member must have \
-             length less than or equal to {STREAM_NAME_CHARS_MAX}"
+            "Value '{name}' at '{field}' failed to satisfy constraint: Member must have \
+             length less than or equal to {max}"
         ));
     }
     errors
@@ -1205,3 +1301,6 @@ mod tests;
 
 #[cfg(test)]
 mod reshard_tests;
+
+#[cfg(test)]
+mod consumer_tests;

@@ -53,6 +53,32 @@ fn arn() -> impl Strategy<Value = String> {
     })
 }
 
+/// A stream ARN for consumer commands: mostly stream `a`'s.
+fn consumer_stream_arn() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => Just("arn:aws:kinesis:us-east-1:000000000000:stream/a".to_string()),
+        1 => arn(),
+    ]
+}
+
+fn consumer_name() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => prop::sample::select(vec!["x", "y", "z", "w"]).prop_map(str::to_string),
+        1 => Just("bad name".to_string()),
+    ]
+}
+
+/// A consumer ARN ending in the placeholder `:?`, which [`commands`] replaces with the creation
+/// second of the latest RegisterConsumer of that stream and name (so the ARN usually resolves);
+/// sometimes a stale second or junk.
+fn consumer_arn() -> impl Strategy<Value = String> {
+    (consumer_stream_arn(), consumer_name(), 0..20u8).prop_map(|(s, c, v)| match v {
+        0 => format!("{s}/consumer/{c}:1"),
+        1 => "junk".to_string(),
+        _ => format!("{s}/consumer/{c}:?"),
+    })
+}
+
 /// A shard id as a client might write it: mostly valid forms of small indexes (which often
 /// exist), sometimes junk.
 fn shard_text(ix: u32, form: u8) -> String {
@@ -142,6 +168,30 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         5 => reshard_name().prop_map(|name| Command::FinishUpdate { name, now_ms: 0 }),
         2 => reshard_name().prop_map(|name| Command::ExpireShards { name, now_ms: 0 }),
+        3 => (consumer_stream_arn(), consumer_name()).prop_map(|(stream_arn, consumer_name)| {
+            Command::RegisterConsumer { stream_arn, consumer_name, now_ms: 0 }
+        }),
+        6 => consumer_arn().prop_map(|consumer_arn| Command::ActivateConsumer { consumer_arn, now_ms: 0 }),
+        6 => (
+            0..4u8,
+            prop::option::of(consumer_stream_arn()),
+            prop::option::of(consumer_name()),
+            prop::option::of(consumer_arn()),
+            consumer_stream_arn(),
+            consumer_name(),
+            consumer_arn(),
+        )
+            .prop_map(|(form, s, n, a, s1, n1, a1)| {
+                // Mostly one of the two documented forms; sometimes any mix.
+                let (stream_arn, consumer_name, consumer_arn) = match form {
+                    0 => (None, None, Some(a1)),
+                    1 => (Some(s1), Some(n1), None),
+                    2 => (None, None, Some(a1)),
+                    _ => (s, n, a),
+                };
+                Command::DeregisterConsumer { stream_arn, consumer_name, consumer_arn, now_ms: 0 }
+            }),
+        4 => consumer_arn().prop_map(|consumer_arn| Command::FinishDeregisterConsumer { consumer_arn }),
     ]
 }
 
@@ -178,6 +228,9 @@ fn commands() -> impl Strategy<Value = Vec<Command>> {
     let body = prop::collection::vec((command(), step_ms()), 0..80);
     (prelude, body).prop_map(|(prelude, body)| {
         let mut t = 0;
+        // A scratch catalog fed the commands as they are made, so that a consumer ARN
+        // placeholder becomes the ARN of the consumer that exists under that name right then.
+        let mut scratch = Catalog::new(config());
         prelude
             .into_iter()
             .map(|c| (c, 1_000))
@@ -192,9 +245,32 @@ fn commands() -> impl Strategy<Value = Vec<Command>> {
                     | Command::MergeShards { now_ms, .. }
                     | Command::UpdateShardCount { now_ms, .. }
                     | Command::FinishUpdate { now_ms, .. }
-                    | Command::ExpireShards { now_ms, .. } => *now_ms = t,
+                    | Command::ExpireShards { now_ms, .. }
+                    | Command::ActivateConsumer { now_ms, .. }
+                    | Command::DeregisterConsumer { now_ms, .. } => *now_ms = t,
+                    Command::RegisterConsumer { now_ms, .. } => *now_ms = t,
                     _ => {}
                 }
+                match &mut cmd {
+                    Command::ActivateConsumer { consumer_arn, .. }
+                    | Command::FinishDeregisterConsumer { consumer_arn }
+                    | Command::DeregisterConsumer {
+                        consumer_arn: Some(consumer_arn),
+                        ..
+                    } => {
+                        if let Some(prefix) = consumer_arn.strip_suffix(":?") {
+                            let found = prefix.split_once("/consumer/").and_then(|(s, n)| {
+                                scratch.describe_consumer(Some(s), Some(n), None).ok()
+                            });
+                            *consumer_arn = match found {
+                                Some(d) => d.consumer_arn,
+                                None => format!("{prefix}:0"),
+                            };
+                        }
+                    }
+                    _ => {}
+                }
+                let _ = scratch.apply(&cmd);
                 cmd
             })
             .collect()
@@ -421,6 +497,10 @@ fn generated_sequences_reach_every_outcome_and_error() {
         "Resharded",
         "UpdateFinished",
         "ShardsExpired",
+        "ConsumerRegistered",
+        "ConsumerActivated",
+        "ConsumerDeregistering",
+        "ConsumerRemoved",
         "Unchanged",
         "ResourceNotFoundException",
         "ResourceInUseException",
@@ -428,13 +508,17 @@ fn generated_sequences_reach_every_outcome_and_error() {
         "InvalidArgumentException",
         "ValidationException",
     ] {
-        assert!(seen.contains(want), "never reached {want}; saw {seen:?}");
+        assert!(seen.contains(want), "never reached {want}; saw {counts:?}");
     }
     // Resharding is exercised often, not once by luck.
     for (want, min) in [
         ("Resharded", 100),
         ("UpdateFinished", 50),
         ("ShardsExpired", 10),
+        ("ConsumerRegistered", 50),
+        ("ConsumerActivated", 20),
+        ("ConsumerDeregistering", 10),
+        ("ConsumerRemoved", 3),
     ] {
         let got = counts.get(want).copied().unwrap_or(0);
         assert!(
