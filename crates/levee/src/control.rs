@@ -174,6 +174,12 @@ impl LocalControl {
             .map_err(api)
     }
 
+    /// Runs a command whose operation answers with an empty body.
+    async fn run_empty(&self, cmd: Command) -> Result<Vec<u8>, ApiError> {
+        self.run(cmd).await?;
+        empty_ok()
+    }
+
     async fn run(&self, cmd: Command) -> Result<Outcome, ApiError> {
         self.node
             .catalog
@@ -387,33 +393,30 @@ impl LocalControl {
             Request::DecreaseStreamRetentionPeriod(r) => self.change_retention(r, false).await,
             Request::AddTagsToStream(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                self.run(Command::AddTags { name, tags: r.tags }).await?;
-                empty_ok()
+                self.run_empty(Command::AddTags { name, tags: r.tags })
+                    .await
             }
             Request::RemoveTagsFromStream(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                self.run(Command::RemoveTags {
+                self.run_empty(Command::RemoveTags {
                     name,
                     keys: r.tag_keys,
                 })
-                .await?;
-                empty_ok()
+                .await
             }
             Request::TagResource(r) => {
-                self.run(Command::TagResource {
+                self.run_empty(Command::TagResource {
                     arn: r.resource_arn,
                     tags: r.tags,
                 })
-                .await?;
-                empty_ok()
+                .await
             }
             Request::UntagResource(r) => {
-                self.run(Command::UntagResource {
+                self.run_empty(Command::UntagResource {
                     arn: r.resource_arn,
                     keys: r.tag_keys,
                 })
-                .await?;
-                empty_ok()
+                .await
             }
             Request::ListTagsForStream(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
