@@ -29,6 +29,8 @@ const DESCRIBE_SHARDS_MAX: usize = 100;
 const LIST_SHARDS_MAX: usize = 1000;
 /// ListStreams' default page size.
 const LIST_STREAMS_DEFAULT: usize = 100;
+/// ListStreamConsumers' default and largest page.
+const LIST_CONSUMERS_MAX: usize = 100;
 /// ListTagsForStream's default page size.
 const LIST_TAGS_DEFAULT: usize = 100;
 /// ListShards' NextToken expires after this long (AWS: 300 s).
@@ -79,6 +81,14 @@ fn status(s: levee_catalog::StreamStatus) -> types::StreamStatus {
         levee_catalog::StreamStatus::Active => types::StreamStatus::Active,
         levee_catalog::StreamStatus::Updating => types::StreamStatus::Updating,
         levee_catalog::StreamStatus::Deleting => types::StreamStatus::Deleting,
+    }
+}
+
+fn consumer_status(s: levee_catalog::ConsumerStatus) -> types::ConsumerStatus {
+    match s {
+        levee_catalog::ConsumerStatus::Creating => types::ConsumerStatus::Creating,
+        levee_catalog::ConsumerStatus::Active => types::ConsumerStatus::Active,
+        levee_catalog::ConsumerStatus::Deleting => types::ConsumerStatus::Deleting,
     }
 }
 
@@ -174,6 +184,18 @@ impl LocalControl {
             .map_err(api)
     }
 
+    fn consumer(
+        &self,
+        stream_arn: Option<&str>,
+        name: Option<&str>,
+        arn: Option<&str>,
+    ) -> Result<levee_catalog::ConsumerDescription, ApiError> {
+        self.node
+            .catalog
+            .read(|c| c.describe_consumer(stream_arn, name, arn))
+            .map_err(api)
+    }
+
     /// Runs a command whose operation answers with an empty body.
     async fn run_empty(&self, cmd: Command) -> Result<Vec<u8>, ApiError> {
         self.run(cmd).await?;
@@ -221,6 +243,8 @@ impl LocalControl {
                     })
                     .await?;
                 if outcome == Outcome::StreamDeleting {
+                    // Publishes the DELETING state to the front-end.
+                    self.node.reconcile().await.map_err(internal)?;
                     self.node.clone().finish_delete_later(name);
                 }
                 empty_ok()
@@ -286,7 +310,12 @@ impl LocalControl {
                             encryption_type: Some(types::EncryptionType::None),
                             key_id: None,
                             open_shard_count: s.open_shard_count() as i32,
-                            consumer_count: Some(0),
+                            consumer_count: Some(
+                                self.node
+                                    .catalog
+                                    .read(|c| c.consumer_count(&name))
+                                    .map_err(api)? as i32,
+                            ),
                             warm_throughput: None,
                             max_record_size_in_kib: Some(1024),
                         },
@@ -339,6 +368,114 @@ impl LocalControl {
                 ))
             }
             Request::ListShards(r) => self.list_shards(r, format),
+            Request::RegisterStreamConsumer(r) => {
+                let outcome = self
+                    .run(Command::RegisterConsumer {
+                        stream_arn: r.stream_arn,
+                        consumer_name: r.consumer_name,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                let Outcome::ConsumerRegistered { consumer_arn } = outcome else {
+                    return Err(ApiError::internal_failure());
+                };
+                self.node
+                    .clone()
+                    .activate_consumer_later(consumer_arn.clone());
+                let d = self.consumer(None, None, Some(&consumer_arn))?;
+                Ok(encode_response(
+                    format,
+                    &types::RegisterStreamConsumerOutput {
+                        consumer: types::Consumer {
+                            consumer_name: d.consumer_name,
+                            consumer_arn: d.consumer_arn,
+                            consumer_status: consumer_status(d.status),
+                            consumer_creation_timestamp: Timestamp(d.created_ms),
+                        },
+                    },
+                ))
+            }
+            Request::DescribeStreamConsumer(r) => {
+                let d = self.consumer(
+                    r.stream_arn.as_deref(),
+                    r.consumer_name.as_deref(),
+                    r.consumer_arn.as_deref(),
+                )?;
+                Ok(encode_response(
+                    format,
+                    &types::DescribeStreamConsumerOutput {
+                        consumer_description: types::ConsumerDescription {
+                            consumer_name: d.consumer_name,
+                            consumer_arn: d.consumer_arn,
+                            consumer_status: consumer_status(d.status),
+                            consumer_creation_timestamp: Timestamp(d.created_ms),
+                            stream_arn: d.stream_arn,
+                        },
+                    },
+                ))
+            }
+            Request::ListStreamConsumers(r) => {
+                let all = self
+                    .node
+                    .catalog
+                    .read(|c| c.list_consumers(&r.stream_arn))
+                    .map_err(api)?;
+                let start = match &r.next_token {
+                    Some(t) => Some(decode_token(t).ok_or_else(|| {
+                        ApiError::invalid_argument(format!("Invalid NextToken: {t}"))
+                    })?),
+                    None => None,
+                };
+                let limit = r
+                    .max_results
+                    .and_then(|l| usize::try_from(l).ok())
+                    .unwrap_or(LIST_CONSUMERS_MAX)
+                    .clamp(1, LIST_CONSUMERS_MAX);
+                let rest: Vec<_> = all
+                    .into_iter()
+                    .filter(|d| {
+                        start
+                            .as_deref()
+                            .is_none_or(|st| d.consumer_name.as_str() > st)
+                    })
+                    .collect();
+                let next_token = (rest.len() > limit)
+                    .then(|| rest.get(limit - 1).map(|d| encode_token(&d.consumer_name)))
+                    .flatten();
+                Ok(encode_response(
+                    format,
+                    &types::ListStreamConsumersOutput {
+                        consumers: Some(
+                            rest.into_iter()
+                                .take(limit)
+                                .map(|d| types::Consumer {
+                                    consumer_name: d.consumer_name,
+                                    consumer_arn: d.consumer_arn,
+                                    consumer_status: consumer_status(d.status),
+                                    consumer_creation_timestamp: Timestamp(d.created_ms),
+                                })
+                                .collect(),
+                        ),
+                        next_token,
+                    },
+                ))
+            }
+            Request::DeregisterStreamConsumer(r) => {
+                let outcome = self
+                    .run(Command::DeregisterConsumer {
+                        stream_arn: r.stream_arn,
+                        consumer_name: r.consumer_name,
+                        consumer_arn: r.consumer_arn,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                if let Outcome::ConsumerDeregistering { consumer_arn } = outcome {
+                    self.node
+                        .clone()
+                        .finish_deregister_consumer_later(consumer_arn);
+                }
+                empty_ok()
+            }
             Request::SplitShard(r) => {
                 let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
                 self.reshard(Command::SplitShard {

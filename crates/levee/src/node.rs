@@ -17,6 +17,7 @@ use levee_frontend::backend::MapHolder;
 use levee_storage::{Engine, EngineConfig, ShardUid, StreamUid, SystemClock};
 
 use crate::config::ServeConfig;
+use levee_map::StreamState;
 use levee_raft::{CatalogRaft, CatalogRaftOptions};
 
 /// The key that signs shard iterators, kept in the data directory so iterators survive restarts.
@@ -60,6 +61,8 @@ pub struct Node {
     /// The catalog: a single-voter openraft node whose log is a storage-engine group log.
     pub catalog: Arc<CatalogRaft>,
     pub maps: Arc<MapHolder>,
+    /// One reconciliation at a time: it creates and closes shards, which must not race.
+    reconciling: tokio::sync::Mutex<()>,
 }
 
 const HOUR_MS: u64 = 3_600_000;
@@ -89,23 +92,34 @@ impl Node {
         )
         .await
         .context("starting the catalog")?;
+        // Map changes reach the front-end at once when they route nowhere new (activation,
+        // deletion, expiry); a change that opens new shards to writes (a reshard's children)
+        // waits for the reconciliation that follows it, which publishes once storage has them.
         let maps = Arc::new(MapHolder::default());
         let holder = maps.clone();
-        let initial = catalog.subscribe(Box::new(move |delta, full| {
-            if let Err(e) = holder.apply(delta) {
-                tracing::warn!(error = %e, "map delta refused; installing the full map");
-                if let Err(e) = holder.install(full.clone()) {
-                    tracing::error!(error = %e, "published map is invalid; keeping the last good map");
+        catalog.subscribe(Box::new(move |delta, _full| {
+            let current = holder.current();
+            let opens_new_shards = delta.upserts.iter().any(|s| {
+                matches!(s.state, StreamState::Active | StreamState::Updating)
+                    && s.shards.iter().any(|sh| {
+                        sh.open
+                            && current
+                                .stream(&s.name)
+                                .is_none_or(|old| old.shard(sh.shard_id).is_none())
+                    })
+            });
+            if !opens_new_shards && delta.from_version == current.version() {
+                if let Err(e) = holder.apply(delta) {
+                    tracing::warn!(error = %e, "map delta refused; reconciliation will publish");
                 }
             }
         }));
-        maps.install(initial)
-            .context("installing the catalog's map")?;
         let node = Arc::new(Node {
             cfg,
             engine: Arc::new(engine),
             catalog: Arc::new(catalog),
             maps,
+            reconciling: tokio::sync::Mutex::new(()),
         });
         node.reconcile().await?;
         let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
@@ -128,16 +142,42 @@ impl Node {
                 _ => node.clone().finish_delete_later(name),
             }
         }
+        let consumers: Vec<(String, levee_catalog::ConsumerStatus)> = node.catalog.read(|c| {
+            c.state()
+                .streams()
+                .values()
+                .flat_map(|s| s.consumers.values())
+                .map(|k| (k.arn.clone(), k.status))
+                .collect()
+        });
+        for (arn, status) in consumers {
+            match status {
+                levee_catalog::ConsumerStatus::Creating => {
+                    node.clone().activate_consumer_later(arn)
+                }
+                levee_catalog::ConsumerStatus::Deleting => {
+                    node.clone().finish_deregister_consumer_later(arn)
+                }
+                levee_catalog::ConsumerStatus::Active => {}
+            }
+        }
         node.clone().sweep_retention_periodically();
         Ok(node)
     }
 
     /// Makes the storage engine hold exactly the catalog's streams and shards.
+    ///
+    /// Then it publishes to the front-end the catalog map it reconciled to (as a delta from the
+    /// front-end's map): the front-end never routes to a shard storage does not have yet. A
+    /// writer holding an older map reaches a closed parent, is told its route is stale, and
+    /// routes again by the newer map.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
+        let _one_at_a_time = self.reconciling.lock().await;
         // (retention ms, shards as (uid, index, created ms, open)).
         type Want = (u64, Vec<(u64, u32, u64, bool)>);
-        let wanted: HashMap<u64, Want> = self.catalog.read(|c| {
-            c.state()
+        let (wanted, target): (HashMap<u64, Want>, levee_map::ShardMap) = self.catalog.read(|c| {
+            let wanted = c
+                .state()
                 .streams()
                 .values()
                 .map(|s| {
@@ -148,7 +188,8 @@ impl Node {
                         .collect();
                     (s.uid, (u64::from(s.retention_hours) * HOUR_MS, shards))
                 })
-                .collect()
+                .collect();
+            (wanted, c.shard_map())
         });
         let have: HashMap<StreamUid, u64> = self.engine.streams().into_iter().collect();
         for (uid, (retention_ms, shards)) in &wanted {
@@ -181,7 +222,29 @@ impl Node {
                 self.engine.drop_stream(*stream)?.await?;
             }
         }
+        self.publish(target);
         Ok(())
+    }
+
+    async fn reconcile_or_log(&self, stream: &str) {
+        if let Err(e) = self.reconcile().await {
+            tracing::error!(%stream, error = %format!("{e:#}"), "reconciling storage failed");
+        }
+    }
+
+    /// Hands the front-end a newer map: as a delta when one applies, else whole.
+    fn publish(&self, target: levee_map::ShardMap) {
+        let current = self.maps.current();
+        if target.version() <= current.version() {
+            return;
+        }
+        let delta = current.diff(&target);
+        if let Err(e) = self.maps.apply(&delta) {
+            tracing::warn!(error = %e, "map delta refused; installing the full map");
+            if let Err(e) = self.maps.install(target) {
+                tracing::error!(error = %e, "catalog map is invalid; keeping the last good map");
+            }
+        }
     }
 
     /// Deletes expired segments on a fixed period, on the blocking pool (file deletions).
@@ -227,10 +290,52 @@ impl Node {
                 name: name.clone(),
                 now_ms: now,
             };
-            if let Err(e) = self.catalog.execute(cmd).await {
-                tracing::error!(stream = %name, error = %e, "expiring closed shards failed");
+            match self.catalog.execute(cmd).await {
+                Ok(_) => self.reconcile_or_log(&name).await,
+                Err(e) => {
+                    tracing::error!(stream = %name, error = %e, "expiring closed shards failed")
+                }
             }
         }
+    }
+
+    /// A registered consumer goes CREATING → ACTIVE after the configured delay.
+    pub fn activate_consumer_later(self: Arc<Self>, consumer_arn: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
+            let cmd = Command::ActivateConsumer {
+                consumer_arn: consumer_arn.clone(),
+                now_ms: now_ms(),
+            };
+            match self.catalog.execute(cmd).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(consumer = %consumer_arn, error = %e, "activation skipped")
+                }
+                Err(e) => {
+                    tracing::error!(consumer = %consumer_arn, error = %e, "consumer activation failed")
+                }
+            }
+        });
+    }
+
+    /// A deregistered consumer goes DELETING → gone after the configured delay.
+    pub fn finish_deregister_consumer_later(self: Arc<Self>, consumer_arn: String) {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
+            let cmd = Command::FinishDeregisterConsumer {
+                consumer_arn: consumer_arn.clone(),
+            };
+            match self.catalog.execute(cmd).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(consumer = %consumer_arn, error = %e, "deregistration already finished")
+                }
+                Err(e) => {
+                    tracing::error!(consumer = %consumer_arn, error = %e, "finishing a deregistration failed")
+                }
+            }
+        });
     }
 
     /// UPDATING → ACTIVE after the configured delay (reads and writes go on meanwhile).
@@ -242,7 +347,7 @@ impl Node {
                 now_ms: now_ms(),
             };
             match self.catalog.execute(cmd).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => self.reconcile_or_log(&name).await,
                 Ok(Err(e)) => {
                     tracing::debug!(stream = %name, error = %e, "update already finished")
                 }
@@ -260,7 +365,7 @@ impl Node {
                 now_ms: now_ms(),
             };
             match self.catalog.execute(cmd).await {
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => self.reconcile_or_log(&name).await,
                 Ok(Err(e)) => tracing::debug!(stream = %name, error = %e, "activation skipped"),
                 Err(e) => tracing::error!(stream = %name, error = %e, "activation failed"),
             }
