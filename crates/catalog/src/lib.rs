@@ -613,6 +613,17 @@ pub struct NewShard {
     pub created_ms: u64,
 }
 
+/// The stream named `name`, for a command that changes it; the AWS not-found error otherwise.
+pub(crate) fn stream_mut<'a>(
+    streams: &'a mut BTreeMap<String, Stream>,
+    name: &str,
+    account: &str,
+) -> Result<&'a mut Stream, CatalogError> {
+    streams
+        .get_mut(name)
+        .ok_or_else(|| CatalogError::not_found(name, account))
+}
+
 /// The parts of a stream ARN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamArn<'a> {
@@ -752,11 +763,7 @@ impl Catalog {
             } => self.create_stream(name, *shard_count, *mode, tags, *now_ms),
             Command::ActivateStream { name, now_ms } => {
                 let account = &self.config.account_id;
-                let s = self
-                    .state
-                    .streams
-                    .get_mut(name)
-                    .ok_or_else(|| CatalogError::not_found(name, account))?;
+                let s = stream_mut(&mut self.state.streams, name, account)?;
                 match s.status {
                     StreamStatus::Creating => {
                         s.status = StreamStatus::Active;
@@ -776,11 +783,7 @@ impl Catalog {
                 now_ms,
             } => {
                 let account = &self.config.account_id;
-                let s = self
-                    .state
-                    .streams
-                    .get_mut(name)
-                    .ok_or_else(|| CatalogError::not_found(name, account))?;
+                let s = stream_mut(&mut self.state.streams, name, account)?;
                 // AWS accepts DeleteStream in any state but DELETING, CREATING included
                 // (recorded in kinesalite's test/deleteStream.js).
                 match s.status {
@@ -1000,11 +1003,7 @@ impl Catalog {
         increase: bool,
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = &self.config.account_id;
-        let s = self
-            .state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut self.state.streams, name, account)?;
         if s.status != StreamStatus::Active {
             return Err(CatalogError::not_active(name, account, s.status.as_str()));
         }
@@ -1047,11 +1046,7 @@ impl Catalog {
         new: &BTreeMap<String, String>,
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = &self.config.account_id;
-        let s = self
-            .state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut self.state.streams, name, account)?;
         tags::check_lengths(new, "tags")?;
         tags::check_chars(
             new.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]),
@@ -1072,11 +1067,7 @@ impl Catalog {
         keys: &[String],
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = &self.config.account_id;
-        let s = self
-            .state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut self.state.streams, name, account)?;
         tags::check_key_lengths(keys, "tagKeys")?;
         tags::check_chars(
             keys.iter().map(String::as_str),

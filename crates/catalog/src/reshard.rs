@@ -32,7 +32,7 @@
 //! `target` final shards stay open, so only they count against the shard limit.
 
 use crate::{
-    Catalog, CatalogError, NewShard, Outcome, Shard, ShardId, Stream, StreamStatus,
+    stream_mut, Catalog, CatalogError, NewShard, Outcome, Shard, ShardId, Stream, StreamStatus,
     SHARD_EPOCH_INITIAL,
 };
 
@@ -206,10 +206,7 @@ impl Catalog {
     fn reshardable(&mut self, name: &str) -> Result<(&mut Stream, &mut u64), CatalogError> {
         let account = &self.config.account_id;
         let state = &mut self.state;
-        let s = state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut state.streams, name, account)?;
         if s.status != StreamStatus::Active {
             return Err(CatalogError::not_active(name, account, s.status.as_str()));
         }
@@ -474,11 +471,7 @@ impl Catalog {
         now_ms: u64,
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = &self.config.account_id;
-        let s = self
-            .state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut self.state.streams, name, account)?;
         match s.status {
             StreamStatus::Updating => {
                 s.status = StreamStatus::Active;
@@ -499,11 +492,7 @@ impl Catalog {
         now_ms: u64,
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = &self.config.account_id;
-        let s = self
-            .state
-            .streams
-            .get_mut(name)
-            .ok_or_else(|| CatalogError::not_found(name, account))?;
+        let s = stream_mut(&mut self.state.streams, name, account)?;
         let retention = s.retention_ms();
         let mut shard_uids = Vec::new();
         for sh in &mut s.shards {
