@@ -26,6 +26,8 @@ pub struct ServeConfig {
     pub stream_transition_ms: u64,
     pub worker_threads: usize,
     pub blocking_threads: usize,
+    /// The master key file (outside the data directory): wraps data keys and stored secrets.
+    pub master_key_file: PathBuf,
 }
 
 impl Default for ServeConfig {
@@ -38,6 +40,7 @@ impl Default for ServeConfig {
             stream_transition_ms: 500,
             worker_threads: worker_threads_default(),
             blocking_threads: BLOCKING_THREADS_DEFAULT,
+            master_key_file: levee_keys::default_master_key_path(),
         }
     }
 }
@@ -53,6 +56,7 @@ pub struct FileConfig {
     pub stream_transition_ms: Option<u64>,
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -73,6 +77,7 @@ pub struct Overrides {
     pub stream_transition_ms: Option<u64>,
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl ServeConfig {
@@ -96,6 +101,10 @@ impl ServeConfig {
                 .blocking_threads
                 .or(file.blocking_threads)
                 .unwrap_or(d.blocking_threads),
+            master_key_file: over
+                .master_key_file
+                .or(file.master_key_file)
+                .unwrap_or(d.master_key_file),
         };
         anyhow::ensure!(
             cfg.account_id.len() == 12 && cfg.account_id.bytes().all(|b| b.is_ascii_digit()),
@@ -108,6 +117,17 @@ impl ServeConfig {
             cfg.blocking_threads >= 1,
             "blocking threads must be at least 1"
         );
+        if let (Ok(key), Ok(data)) = (
+            std::path::absolute(&cfg.master_key_file),
+            std::path::absolute(&cfg.data_dir),
+        ) {
+            anyhow::ensure!(
+                !key.starts_with(&data),
+                "the master key file {} must not be inside the data directory {}",
+                key.display(),
+                data.display()
+            );
+        }
         Ok(cfg)
     }
 }
@@ -142,5 +162,12 @@ mod tests {
             ..Overrides::default()
         };
         assert!(ServeConfig::merge(FileConfig::default(), over).is_err());
+        let over = Overrides {
+            data_dir: Some("/tmp/levee-x".into()),
+            master_key_file: Some("/tmp/levee-x/keys/master.key".into()),
+            ..Overrides::default()
+        };
+        let err = ServeConfig::merge(FileConfig::default(), over).unwrap_err();
+        assert!(err.to_string().contains("must not be inside"), "{err}");
     }
 }

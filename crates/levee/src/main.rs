@@ -56,6 +56,10 @@ struct ServeArgs {
     /// Cap on blocking threads (storage reads). [default: 16]
     #[arg(long, env = "LEVEE_BLOCKING_THREADS")]
     blocking_threads: Option<usize>,
+    /// The master key file (32 raw bytes, created 0600 when first needed); it must live outside
+    /// the data directory. [default: $XDG_CONFIG_HOME/levee/master.key]
+    #[arg(long, env = "LEVEE_MASTER_KEY_FILE")]
+    master_key_file: Option<PathBuf>,
     /// A TOML file with any of the settings above (kebab-case keys); flags and environment
     /// variables override it.
     #[arg(long, env = "LEVEE_CONFIG")]
@@ -90,6 +94,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             stream_transition_ms: args.stream_transition_ms,
             worker_threads: args.worker_threads,
             blocking_threads: args.blocking_threads,
+            master_key_file: args.master_key_file,
         },
     )?;
     let rt = levee_storage::runtime::build(cfg.worker_threads, cfg.blocking_threads)
