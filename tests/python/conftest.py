@@ -36,12 +36,12 @@ class Server:
         binary = os.environ.get("LEVEE_BIN", "target/debug/levee")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-             "--stream-transition-ms", str(self.transition_ms)],
+             "--stream-transition-ms", str(self.transition_ms), "--admin-listen", "127.0.0.1:0"],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # Ready when it prints its listening line (awaited, not slept for).
         deadline = time.monotonic() + 60
         for line in self.proc.stdout:
-            if "listening" in line:
+            if line.startswith("levee listening"):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError("levee did not start")

@@ -7,10 +7,12 @@
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
 //! - [`backend`]: the control-plane and storage interfaces, and the map holder.
+//! - [`metrics`]: wrappers that record per-operation and per-stream metrics.
 //! - [`service`]: decodes each call and sends it where it belongs.
 
 pub mod backend;
 pub mod dataplane;
 pub mod http;
 pub mod iterator;
+pub mod metrics;
 pub mod service;

@@ -28,6 +28,15 @@ pub struct ServeConfig {
     pub blocking_threads: usize,
     /// The master key file (outside the data directory): wraps data keys and stored secrets.
     pub master_key_file: PathBuf,
+    /// The admin listener (metrics, health, status page).
+    pub admin_listen: SocketAddr,
+    /// Connections the front-end serves at once.
+    pub connections_max: usize,
+    /// How often a sample is written to the status page's ring (one a minute: 3 hours).
+    pub status_sample_ms: u64,
+    /// Where to push metrics (OTLP/HTTP JSON), if anywhere.
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -41,6 +50,11 @@ impl Default for ServeConfig {
             worker_threads: worker_threads_default(),
             blocking_threads: BLOCKING_THREADS_DEFAULT,
             master_key_file: levee_keys::default_master_key_path(),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 4590)),
+            connections_max: levee_frontend::http::CONNECTIONS_MAX_DEFAULT,
+            status_sample_ms: 60_000,
+            metrics_push_url: None,
+            metrics_push_interval_ms: 10_000,
         }
     }
 }
@@ -57,6 +71,11 @@ pub struct FileConfig {
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
     pub master_key_file: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub connections_max: Option<usize>,
+    pub status_sample_ms: Option<u64>,
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -78,6 +97,11 @@ pub struct Overrides {
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
     pub master_key_file: Option<PathBuf>,
+    pub admin_listen: Option<SocketAddr>,
+    pub connections_max: Option<usize>,
+    pub status_sample_ms: Option<u64>,
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: Option<u64>,
 }
 
 impl ServeConfig {
@@ -105,7 +129,32 @@ impl ServeConfig {
                 .master_key_file
                 .or(file.master_key_file)
                 .unwrap_or(d.master_key_file),
+            admin_listen: over
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or(d.admin_listen),
+            connections_max: over
+                .connections_max
+                .or(file.connections_max)
+                .unwrap_or(d.connections_max),
+            status_sample_ms: over
+                .status_sample_ms
+                .or(file.status_sample_ms)
+                .unwrap_or(d.status_sample_ms),
+            metrics_push_url: over.metrics_push_url.or(file.metrics_push_url),
+            metrics_push_interval_ms: over
+                .metrics_push_interval_ms
+                .or(file.metrics_push_interval_ms)
+                .unwrap_or(d.metrics_push_interval_ms),
         };
+        anyhow::ensure!(
+            cfg.connections_max >= 1,
+            "connections max must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.status_sample_ms >= 10,
+            "status sample interval must be at least 10 ms"
+        );
         anyhow::ensure!(
             cfg.account_id.len() == 12 && cfg.account_id.bytes().all(|b| b.is_ascii_digit()),
             "account id must be 12 digits, got {:?}",

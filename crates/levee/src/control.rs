@@ -44,9 +44,13 @@ pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> Arc<dyn Dispatch> {
             region: node.cfg.region.clone(),
         },
         maps: node.maps.clone(),
-        storage: Arc::new(LocalStorage {
-            engine: node.engine.clone(),
-        }),
+        storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
+            Arc::new(LocalStorage {
+                engine: node.engine.clone(),
+            }),
+            node.maps.clone(),
+            crate::admin::shard_level_metrics(),
+        )),
         iterators: IteratorCodec::new(iterator_key),
         now_ms,
     };
