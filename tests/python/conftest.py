@@ -37,14 +37,15 @@ class Server:
         binary = os.environ.get("LEVEE_BIN", "target/debug/levee")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-             "--stream-transition-ms", str(self.transition_ms), *self.extra_args],
+             "--stream-transition-ms", str(self.transition_ms), "--admin-listen", "127.0.0.1:0",
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # Ready when it prints its listening line (awaited, not slept for).
         deadline = time.monotonic() + 60
         self.lines = []
         for line in self.proc.stdout:
             self.lines.append(line)
-            if "levee listening" in line:
+            if line.startswith("levee listening"):
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError("levee did not start")

@@ -7,6 +7,7 @@
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
 //! - [`backend`]: the control-plane and storage interfaces, and the map holder.
+//! - [`metrics`]: wrappers that record per-operation and per-stream metrics.
 //! - [`service`]: decodes each call and sends it where it belongs.
 //! - [`subscribe`]: SubscribeToShard — the push of committed records to fan-out consumers.
 //! - [`eventstream`]: the event-stream framing of SubscribeToShard's response.
@@ -17,6 +18,7 @@ pub mod dataplane;
 pub mod eventstream;
 pub mod http;
 pub mod iterator;
+pub mod metrics;
 pub mod service;
 pub mod subscribe;
 pub mod tls;

@@ -37,6 +37,15 @@ pub struct ServeConfig {
     pub subscription_duration_ms: u64,
     pub subscription_heartbeat_ms: u64,
     pub subscription_takeover_ms: u64,
+    /// The admin listener (metrics, health, status page).
+    pub admin_listen: SocketAddr,
+    /// Connections the front-end serves at once.
+    pub connections_max: usize,
+    /// How often a sample is written to the status page's ring (one a minute: 3 hours).
+    pub status_sample_ms: u64,
+    /// Where to push metrics (OTLP/HTTP JSON), if anywhere.
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -56,6 +65,11 @@ impl Default for ServeConfig {
             subscription_duration_ms: 300_000,
             subscription_heartbeat_ms: 5_000,
             subscription_takeover_ms: 5_000,
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 4590)),
+            connections_max: levee_frontend::http::CONNECTIONS_MAX_DEFAULT,
+            status_sample_ms: 60_000,
+            metrics_push_url: None,
+            metrics_push_interval_ms: 10_000,
         }
     }
 }
@@ -78,6 +92,11 @@ pub struct FileConfig {
     pub subscription_duration_ms: Option<u64>,
     pub subscription_heartbeat_ms: Option<u64>,
     pub subscription_takeover_ms: Option<u64>,
+    pub admin_listen: Option<SocketAddr>,
+    pub connections_max: Option<usize>,
+    pub status_sample_ms: Option<u64>,
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -105,6 +124,11 @@ pub struct Overrides {
     pub subscription_duration_ms: Option<u64>,
     pub subscription_heartbeat_ms: Option<u64>,
     pub subscription_takeover_ms: Option<u64>,
+    pub admin_listen: Option<SocketAddr>,
+    pub connections_max: Option<usize>,
+    pub status_sample_ms: Option<u64>,
+    pub metrics_push_url: Option<String>,
+    pub metrics_push_interval_ms: Option<u64>,
 }
 
 impl ServeConfig {
@@ -150,6 +174,23 @@ impl ServeConfig {
                 .subscription_takeover_ms
                 .or(file.subscription_takeover_ms)
                 .unwrap_or(d.subscription_takeover_ms),
+            admin_listen: over
+                .admin_listen
+                .or(file.admin_listen)
+                .unwrap_or(d.admin_listen),
+            connections_max: over
+                .connections_max
+                .or(file.connections_max)
+                .unwrap_or(d.connections_max),
+            status_sample_ms: over
+                .status_sample_ms
+                .or(file.status_sample_ms)
+                .unwrap_or(d.status_sample_ms),
+            metrics_push_url: over.metrics_push_url.or(file.metrics_push_url),
+            metrics_push_interval_ms: over
+                .metrics_push_interval_ms
+                .or(file.metrics_push_interval_ms)
+                .unwrap_or(d.metrics_push_interval_ms),
         };
         anyhow::ensure!(
             cfg.tls_cert.is_some() == cfg.tls_key.is_some(),
@@ -162,6 +203,14 @@ impl ServeConfig {
         anyhow::ensure!(
             cfg.subscription_heartbeat_ms >= 1 && cfg.subscription_duration_ms >= 1,
             "subscription duration and heartbeat must be at least 1 ms"
+        );
+        anyhow::ensure!(
+            cfg.connections_max >= 1,
+            "connections max must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.status_sample_ms >= 10,
+            "status sample interval must be at least 10 ms"
         );
         anyhow::ensure!(
             cfg.account_id.len() == 12 && cfg.account_id.bytes().all(|b| b.is_ascii_digit()),

@@ -50,10 +50,14 @@ pub fn service(
             region: node.cfg.region.clone(),
         },
         maps: node.maps.clone(),
-        storage: Arc::new(LocalStorage {
-            engine: node.engine.clone(),
-            signals: Arc::new(AppendSignals::default()),
-        }),
+        storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
+            Arc::new(LocalStorage {
+                engine: node.engine.clone(),
+                signals: Arc::new(AppendSignals::default()),
+            }),
+            node.maps.clone(),
+            crate::admin::shard_level_metrics(),
+        )),
         iterators: IteratorCodec::new(iterator_key),
         now_ms,
     };

@@ -1,6 +1,7 @@
 //! `levee`: the Kinesis Data Streams–compatible server. `levee serve` runs the embedded node —
 //! control plane, storage and front-end in one process, data on local disk.
 
+mod admin;
 mod config;
 mod control;
 mod node;
@@ -32,7 +33,19 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the embedded node: the Kinesis API on one port, data on local disk.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Show a node's status (from its admin listener's /status.json).
+    Status(StatusArgs),
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The node's admin listener.
+    #[arg(long, env = "LEVEE_ADMIN", default_value = "http://127.0.0.1:4590")]
+    admin: String,
+    /// Print the raw JSON instead of the summary.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -87,22 +100,61 @@ struct ServeArgs {
     /// variables override it.
     #[arg(long, env = "LEVEE_CONFIG")]
     config: Option<PathBuf>,
+    /// Address of the admin listener (metrics, health, status page); port 0 picks a free one.
+    /// [default: 127.0.0.1:4590]
+    #[arg(long, env = "LEVEE_ADMIN_LISTEN")]
+    admin_listen: Option<SocketAddr>,
+    /// Connections the API listener serves at once. [default: 4096]
+    #[arg(long, env = "LEVEE_CONNECTIONS_MAX")]
+    connections_max: Option<usize>,
+    /// How often the status page's ring stores a sample, in ms (180 are kept). [default: 60000]
+    #[arg(long, env = "LEVEE_STATUS_SAMPLE_MS")]
+    status_sample_ms: Option<u64>,
+    /// Push metrics as OTLP/HTTP JSON to this http:// URL (lossy: dropped when the sink is slow).
+    #[arg(long, env = "LEVEE_METRICS_PUSH_URL")]
+    metrics_push_url: Option<String>,
+    /// How often metrics are pushed, in ms. [default: 10000]
+    #[arg(long, env = "LEVEE_METRICS_PUSH_INTERVAL_MS")]
+    metrics_push_interval_ms: Option<u64>,
 }
 
+/// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
+pub const LOG_QUEUE_LINES_MAX: usize = 8_192;
+
 fn main() -> anyhow::Result<()> {
+    // Logs go through a bounded, lossy queue to a writer thread: a blocked stderr drops (and
+    // counts) lines instead of blocking the request path.
+    let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES_MAX)
+        .thread_name("levee-log")
+        .finish(std::io::stderr());
+    let log_drops = writer.error_counter();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .init();
     match Cli::parse().command {
-        Cmd::Serve(args) => serve(args),
+        Cmd::Serve(args) => serve(*args, log_drops),
+        Cmd::Status(args) => admin::term::run(&args.admin, args.json),
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
+/// Prints a line on stdout for whoever started us; a closed stdout is not an error.
+fn announce(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn serve(
+    args: ServeArgs,
+    log_drops: tracing_appender::non_blocking::ErrorCounter,
+) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
@@ -124,18 +176,41 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             subscription_duration_ms: args.subscription_duration_ms,
             subscription_heartbeat_ms: args.subscription_heartbeat_ms,
             subscription_takeover_ms: args.subscription_takeover_ms,
+            admin_listen: args.admin_listen,
+            connections_max: args.connections_max,
+            status_sample_ms: args.status_sample_ms,
+            metrics_push_url: args.metrics_push_url,
+            metrics_push_interval_ms: args.metrics_push_interval_ms,
         },
     )?;
+    let prom = admin::install_recorder()?;
+    admin::resources::raise_nofile();
+    admin::preflight(&cfg)?;
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let admin_listener = std::net::TcpListener::bind(cfg.admin_listen)
+        .with_context(|| format!("binding the admin listener {}", cfg.admin_listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let shared = Arc::new(admin::Shared::new(
+        cfg.clone(),
+        prom,
+        admin_addr,
+        Some(log_drops),
+    ));
+    admin::start(admin_listener, shared.clone())?;
+    tracing::info!(addr = %admin_addr, "admin listening");
+    announce(&format!("admin listening on http://{admin_addr}"));
     let rt = levee_storage::runtime::build(cfg.worker_threads, cfg.blocking_threads)
         .context("building the runtime")?;
     rt.block_on(async move {
         let node = node::Node::start(cfg.clone()).await?;
+        let _ = shared.node.set(node.clone());
         let listener = tokio::net::TcpListener::bind(cfg.listen)
             .await
             .with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr()?;
+        let _ = shared.api_addr.set(addr);
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
-        println!("levee listening on http://{addr}");
         let tls = tls_config(&cfg)?;
         let dispatch = control::service(
             node.clone(),
@@ -147,11 +222,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ..SubscribeConfig::default()
             },
         );
+        announce(&format!("levee listening on http://{addr}"));
+        let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
         let stats = Arc::new(HttpStats::default());
         levee_frontend::http::serve(
             listener,
             HttpConfig {
                 tls,
+                connections_max: cfg.connections_max,
                 ..HttpConfig::default()
             },
             dispatch,
@@ -168,17 +246,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 fn tls_config(cfg: &ServeConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
         let tls = levee_frontend::tls::server_config(cert, key)?;
-        println!("levee serves TLS with {}", cert.display());
+        announce(&format!("levee serves TLS with {}", cert.display()));
         return Ok(Some(tls));
     }
     if cfg.tls_self_signed {
         let host = cfg.listen.ip().to_string();
         let (tls, cert) = levee_frontend::tls::self_signed(&cfg.data_dir.join("tls"), &[host])?;
         tracing::info!(cert = %cert.display(), "serving TLS with a self-signed certificate");
-        println!(
+        announce(&format!(
             "levee serves TLS with self-signed certificate {}",
             cert.display()
-        );
+        ));
         return Ok(Some(tls));
     }
     Ok(None)

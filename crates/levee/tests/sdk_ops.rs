@@ -221,6 +221,7 @@ impl SlowServer {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--stream-transition-ms", "3000"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .stdout(std::process::Stdio::piped())
             .env("LEVEE_LOG", "warn")
             .spawn()
@@ -228,7 +229,7 @@ impl SlowServer {
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         loop {
             match lines.next() {
-                Some(Ok(l)) if l.contains("listening") => break,
+                Some(Ok(l)) if l.starts_with("levee listening") => break,
                 Some(Ok(_)) => continue,
                 _ => panic!("levee exited before listening"),
             }

@@ -1571,6 +1571,13 @@ impl Writer {
             fail_all(batch, err);
             return;
         }
+        let log = if explicit { "explicit" } else { "sequential" };
+        metrics::histogram!("levee_storage_fsync_duration_seconds", "log" => log)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("levee_storage_group_commit_batch_entries", "log" => log)
+            .record(f64::from(count));
+        metrics::counter!("levee_storage_log_written_bytes_total", "log" => log)
+            .increment(self.buf.len() as u64);
         let stats = &self.shared.stats;
         stats.sync_nanos_total.fetch_add(
             u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),

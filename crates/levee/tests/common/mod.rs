@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     pub child: Child,
     pub endpoint: String,
+    /// The admin listener (metrics, health, status), on a free port too.
+    pub admin: String,
     pub dir: Option<tempfile::TempDir>,
 }
 
@@ -31,6 +33,7 @@ impl Server {
             .arg("--data-dir")
             .arg(dir.path())
             .args(["--stream-transition-ms", "100"])
+            .args(["--admin-listen", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped())
             .env("LEVEE_LOG", "warn")
@@ -39,9 +42,13 @@ impl Server {
             .expect("spawn levee");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
+        let mut admin = String::new();
         loop {
             match lines.next() {
-                Some(Ok(l)) if l.contains("listening") => break,
+                Some(Ok(l)) if l.starts_with("levee listening") => break,
+                Some(Ok(l)) if l.starts_with("admin listening on ") => {
+                    admin = l.trim_start_matches("admin listening on ").to_owned();
+                }
                 Some(Ok(_)) => continue,
                 _ => panic!("levee exited before listening: {:?}", child.wait()),
             }
@@ -49,6 +56,7 @@ impl Server {
         Server {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            admin,
             dir: Some(dir),
         }
     }

@@ -1,0 +1,300 @@
+//! Metrics of the front-end, recorded through the `metrics` facade (the binary installs the
+//! exporter; without one the macros are no-ops). Two wrappers add them without touching the
+//! code they wrap:
+//!
+//! - [`MeteredDispatch`] wraps any [`Dispatch`]: requests, errors by type and latency per
+//!   operation, and a bounded list of the most recent errors for the status page.
+//! - [`MeteredStorage`] wraps any [`StoragePlane`]: incoming and outgoing bytes and records,
+//!   throttles and iterator age per stream, and per shard for the streams a predicate selects
+//!   (enhanced monitoring).
+//!
+//! Names follow `levee_<area>_<what>_<unit>`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use levee_map::ShardRoute;
+use levee_protocol::ApiError;
+
+use crate::backend::{
+    AppendError, Appended, BoxFuture, MapHolder, ReadFrom, ReadOut, StoragePlane, Tip,
+};
+use crate::http::{Call, Dispatch, Reply};
+
+/// Requests per operation (counter; label `operation`).
+pub const API_REQUESTS: &str = "levee_api_requests_total";
+/// Failed requests per operation and error type (counter; labels `operation`, `error`).
+pub const API_ERRORS: &str = "levee_api_errors_total";
+/// Latency per operation (histogram, seconds; label `operation`).
+pub const API_LATENCY: &str = "levee_api_request_duration_seconds";
+/// Recent errors kept for the status page.
+pub const RECENT_ERRORS_MAX: usize = 50;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One failed request, as the status page lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentError {
+    pub at_ms: u64,
+    pub operation: &'static str,
+    pub error: &'static str,
+    pub message: String,
+}
+
+/// The last [`RECENT_ERRORS_MAX`] errors, newest last; older ones are dropped.
+#[derive(Debug, Default)]
+pub struct RecentErrors(Mutex<VecDeque<RecentError>>);
+
+/// The process's recent errors (one front-end per process, like the metrics recorder).
+pub static RECENT_ERRORS: RecentErrors = RecentErrors(Mutex::new(VecDeque::new()));
+
+/// Running totals the status page turns into throughput sparklines (monotonic counters).
+#[derive(Debug, Default)]
+pub struct Totals {
+    pub requests: AtomicU64,
+    pub errors: AtomicU64,
+    pub in_records: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_records: AtomicU64,
+    pub out_bytes: AtomicU64,
+}
+
+/// The process's totals.
+pub static TOTALS: Totals = Totals {
+    requests: AtomicU64::new(0),
+    errors: AtomicU64::new(0),
+    in_records: AtomicU64::new(0),
+    in_bytes: AtomicU64::new(0),
+    out_records: AtomicU64::new(0),
+    out_bytes: AtomicU64::new(0),
+};
+
+impl RecentErrors {
+    pub fn push(&self, e: RecentError) {
+        let mut q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if q.len() >= RECENT_ERRORS_MAX {
+            q.pop_front();
+        }
+        q.push_back(e);
+    }
+
+    pub fn snapshot(&self) -> Vec<RecentError> {
+        let q = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        q.iter().cloned().collect()
+    }
+}
+
+/// Wraps a [`Dispatch`] and records each call's outcome and latency.
+pub struct MeteredDispatch {
+    inner: Arc<dyn Dispatch>,
+}
+
+impl MeteredDispatch {
+    pub fn new(inner: Arc<dyn Dispatch>) -> Self {
+        Self { inner }
+    }
+}
+
+/// Records one finished call (shared by the wrapper and its tests).
+fn record<T>(op: &'static str, started: Instant, result: &Result<T, ApiError>) {
+    TOTALS.requests.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(API_REQUESTS, "operation" => op).increment(1);
+    metrics::histogram!(API_LATENCY, "operation" => op).record(started.elapsed().as_secs_f64());
+    if let Err(e) = result {
+        let error = e.kind.type_name();
+        metrics::counter!(API_ERRORS, "operation" => op, "error" => error).increment(1);
+        TOTALS.errors.fetch_add(1, Ordering::Relaxed);
+        RECENT_ERRORS.push(RecentError {
+            at_ms: now_ms(),
+            operation: op,
+            error,
+            message: e.message.clone(),
+        });
+    }
+}
+
+impl Dispatch for MeteredDispatch {
+    fn dispatch(
+        &self,
+        call: Call,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, ApiError>> + Send>> {
+        let op = call.op.name();
+        let started = Instant::now();
+        let fut = self.inner.dispatch(call);
+        Box::pin(async move {
+            let result = fut.await;
+            record(op, started, &result);
+            result
+        })
+    }
+}
+
+/// Selects the streams whose shards get their own series (enhanced monitoring).
+pub type ShardLevel = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// Where a shard's series go: its stream's name and, when selected, its shard id.
+#[derive(Clone)]
+struct Labels {
+    stream: Arc<str>,
+    shard: Option<Arc<str>>,
+}
+
+/// Wraps a [`StoragePlane`] and records per-stream (and selected per-shard) traffic.
+pub struct MeteredStorage {
+    inner: Arc<dyn StoragePlane>,
+    maps: Arc<MapHolder>,
+    shard_level: ShardLevel,
+    /// Shard uid → labels, rebuilt when the map's version changes (bounded by the map's size).
+    labels: Mutex<(u64, HashMap<u64, Labels>)>,
+}
+
+/// Per-stream incoming bytes (counter; label `stream`, and `shard` when enhanced).
+pub const STREAM_IN_BYTES: &str = "levee_stream_incoming_bytes_total";
+pub const STREAM_IN_RECORDS: &str = "levee_stream_incoming_records_total";
+pub const STREAM_OUT_BYTES: &str = "levee_stream_outgoing_bytes_total";
+pub const STREAM_OUT_RECORDS: &str = "levee_stream_outgoing_records_total";
+/// Writes refused for throughput (counter).
+pub const STREAM_THROTTLED: &str = "levee_stream_write_throttled_total";
+/// Age of the last record a GetRecords returned (gauge, milliseconds).
+pub const STREAM_ITERATOR_AGE: &str = "levee_stream_iterator_age_milliseconds";
+/// Shard-level series carry this label.
+const SHARD_LABEL: &str = "shard";
+
+impl MeteredStorage {
+    pub fn new(
+        inner: Arc<dyn StoragePlane>,
+        maps: Arc<MapHolder>,
+        shard_level: ShardLevel,
+    ) -> Self {
+        Self {
+            inner,
+            maps,
+            shard_level,
+            labels: Mutex::new((u64::MAX, HashMap::new())),
+        }
+    }
+
+    fn labels(&self, uid: u64) -> Option<Labels> {
+        let map = self.maps.current();
+        let mut cache = self.labels.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != map.version() {
+            cache.1.clear();
+            for s in map.streams() {
+                let stream: Arc<str> = Arc::from(s.name.as_str());
+                let enhanced = (self.shard_level)(&s.name);
+                for sh in &s.shards {
+                    let shard = enhanced.then(|| Arc::from(sh.shard_id.to_string().as_str()));
+                    cache.1.insert(
+                        sh.uid,
+                        Labels {
+                            stream: stream.clone(),
+                            shard,
+                        },
+                    );
+                }
+            }
+            cache.0 = map.version();
+        }
+        cache.1.get(&uid).cloned()
+    }
+}
+
+fn count(name: &'static str, l: &Labels, n: u64) {
+    metrics::counter!(name, "stream" => l.stream.to_string()).increment(n);
+    if let Some(shard) = &l.shard {
+        metrics::counter!(name, "stream" => l.stream.to_string(), SHARD_LABEL => shard.to_string())
+            .increment(n);
+    }
+}
+
+fn gauge(name: &'static str, l: &Labels, v: f64) {
+    metrics::gauge!(name, "stream" => l.stream.to_string()).set(v);
+    if let Some(shard) = &l.shard {
+        metrics::gauge!(name, "stream" => l.stream.to_string(), SHARD_LABEL => shard.to_string())
+            .set(v);
+    }
+}
+
+impl StoragePlane for MeteredStorage {
+    fn append(
+        &self,
+        shard: &ShardRoute,
+        records: Vec<(Bytes, Bytes)>,
+    ) -> BoxFuture<Result<Appended, AppendError>> {
+        let labels = self.labels(shard.uid);
+        let n = records.len() as u64;
+        let bytes: u64 = records
+            .iter()
+            .map(|(k, d)| (k.len() + d.len()) as u64)
+            .sum();
+        let fut = self.inner.append(shard, records);
+        Box::pin(async move {
+            let out = fut.await;
+            if let Some(l) = &labels {
+                match &out {
+                    Ok(_) => {
+                        TOTALS.in_records.fetch_add(n, Ordering::Relaxed);
+                        TOTALS.in_bytes.fetch_add(bytes, Ordering::Relaxed);
+                        count(STREAM_IN_RECORDS, l, n);
+                        count(STREAM_IN_BYTES, l, bytes);
+                    }
+                    Err(AppendError::Api(e))
+                        if e.kind == levee_protocol::ErrorKind::ProvisionedThroughputExceeded =>
+                    {
+                        count(STREAM_THROTTLED, l, n);
+                    }
+                    Err(_) => {}
+                }
+            }
+            out
+        })
+    }
+
+    fn read(
+        &self,
+        shard: &ShardRoute,
+        from: ReadFrom,
+        max_records: usize,
+        max_bytes: u64,
+    ) -> BoxFuture<Result<ReadOut, ApiError>> {
+        let labels = self.labels(shard.uid);
+        let fut = self.inner.read(shard, from, max_records, max_bytes);
+        Box::pin(async move {
+            let out = fut.await;
+            if let (Some(l), Ok(r)) = (&labels, &out) {
+                let bytes: u64 = r
+                    .records
+                    .iter()
+                    .map(|x| (x.partition_key.len() + x.data.len()) as u64)
+                    .sum();
+                TOTALS
+                    .out_records
+                    .fetch_add(r.records.len() as u64, Ordering::Relaxed);
+                TOTALS.out_bytes.fetch_add(bytes, Ordering::Relaxed);
+                count(STREAM_OUT_RECORDS, l, r.records.len() as u64);
+                count(STREAM_OUT_BYTES, l, bytes);
+                let age = r
+                    .records
+                    .last()
+                    .map_or(0, |x| now_ms().saturating_sub(x.arrival_ms));
+                gauge(STREAM_ITERATOR_AGE, l, age as f64);
+            }
+            out
+        })
+    }
+
+    fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
+        self.inner.tip(shard)
+    }
+
+    fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
+        self.inner.append_signal(shard)
+    }
+}

@@ -1,0 +1,449 @@
+//! The admin listener: metrics, health, and the status page, served on their own small tokio
+//! runtime (one reserved thread and two blocking threads), apart from the request runtime, so
+//! they answer even when the request runtime is saturated (F8). Everything it serves comes from
+//! local state: the metrics recorder, the front-end's map, `/proc` and the on-disk ring.
+//!
+//! - [`resources`]: usage against OS limits, alarms, the start-up check.
+//! - [`ring`]: the on-disk ring of samples behind the sparklines.
+//! - [`status`]: `/status` (HTML) and `/status.json`.
+//! - [`push`]: the optional, lossy push of metrics to an external sink.
+//! - [`client`]: a tiny HTTP/1.1 client for `levee status` and the push.
+//!
+//! Routes: `GET /metrics` (Prometheus text), `/health/live`, `/health/ready` (storage recovered
+//! and a valid shard map loaded — never "a dependency is reachable"), `/status`, `/status.json`.
+
+pub mod client;
+pub mod push;
+pub mod resources;
+pub mod ring;
+pub mod status;
+pub mod term;
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, StatusCode};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::ServeConfig;
+use crate::node::Node;
+use resources::{Alarm, CpuClock, Resource};
+use ring::{Ring, Sample, RING_SLOTS};
+
+/// Connections the admin listener serves at once; more wait in the backlog.
+pub const ADMIN_CONNECTIONS_MAX: usize = 64;
+/// Blocking threads of the admin runtime: one samples `/proc`, one writes the ring (so a slow
+/// disk delays only the ring, whose writes are then skipped).
+pub const ADMIN_BLOCKING_THREADS_MAX: usize = 2;
+/// How often resources are sampled and alarms evaluated.
+pub const RESOURCE_SAMPLE_MS: u64 = 2_000;
+/// How long an admin request may take before its connection is dropped.
+pub const ADMIN_REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// Latency buckets (seconds) of every `_seconds` histogram.
+const LATENCY_BUCKETS_S: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+/// Buckets of the group-commit batch size (entries).
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0];
+
+/// Installs the global Prometheus recorder; call once, before anything records.
+pub fn install_recorder() -> anyhow::Result<PrometheusHandle> {
+    let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS_S)?
+        .set_buckets_for_metric(
+            Matcher::Full("levee_storage_group_commit_batch_entries".into()),
+            BATCH_BUCKETS,
+        )?
+        .install_recorder()?;
+    Ok(handle)
+}
+
+/// The state the admin runtime serves from.
+pub struct Shared {
+    pub cfg: ServeConfig,
+    pub started: Instant,
+    pub started_ms: u64,
+    pub prom: PrometheusHandle,
+    /// Set once storage has recovered and the first map is loaded.
+    pub node: OnceLock<Arc<Node>>,
+    /// The front-end's address, once bound.
+    pub api_addr: OnceLock<std::net::SocketAddr>,
+    pub admin_addr: std::net::SocketAddr,
+    pub resources: Mutex<Vec<Resource>>,
+    /// Recent samples (the ring's content), oldest first, at most [`RING_SLOTS`].
+    pub samples: Mutex<VecDeque<Sample>>,
+    /// The map version last seen and when it was first seen (for its age).
+    pub map_seen: Mutex<(u64, u64)>,
+    /// Dropped log lines (the non-blocking log writer's counter).
+    pub log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
+}
+
+impl Shared {
+    pub fn new(
+        cfg: ServeConfig,
+        prom: PrometheusHandle,
+        admin_addr: std::net::SocketAddr,
+        log_drops: Option<tracing_appender::non_blocking::ErrorCounter>,
+    ) -> Shared {
+        Shared {
+            cfg,
+            started: Instant::now(),
+            started_ms: crate::node::now_ms(),
+            prom,
+            node: OnceLock::new(),
+            api_addr: OnceLock::new(),
+            admin_addr,
+            resources: Mutex::new(Vec::new()),
+            samples: Mutex::new(VecDeque::new()),
+            map_seen: Mutex::new((0, 0)),
+            log_drops,
+        }
+    }
+
+    pub fn ready(&self) -> bool {
+        self.node
+            .get()
+            .is_some_and(|n| n.maps.current().verify().is_ok())
+    }
+
+    /// The map's version and the time it was first seen by this process.
+    pub fn map_version_seen(&self) -> (u64, u64) {
+        let Some(node) = self.node.get() else {
+            return (0, self.started_ms);
+        };
+        let v = node.maps.current().version();
+        let mut seen = self.map_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.0 != v || seen.1 == 0 {
+            *seen = (v, crate::node::now_ms());
+        }
+        *seen
+    }
+}
+
+fn text(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != hyper::Method::GET && req.method() != hyper::Method::HEAD {
+        return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
+    }
+    match req.uri().path() {
+        "/metrics" => text(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            shared.prom.render(),
+        ),
+        "/health/live" => text(StatusCode::OK, "text/plain", "live\n"),
+        "/health/ready" => {
+            if shared.ready() {
+                text(StatusCode::OK, "text/plain", "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "not ready: storage recovering or no valid shard map yet\n",
+                )
+            }
+        }
+        "/status.json" => {
+            let s = status::collect(shared);
+            text(
+                StatusCode::OK,
+                "application/json",
+                serde_json::to_vec_pretty(&s).unwrap_or_default(),
+            )
+        }
+        "/status" | "/" => text(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            status::html(&status::collect(shared)),
+        ),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// Which streams get per-shard series: those with enhanced monitoring enabled. The catalog
+/// does not record enhanced monitoring yet, so no stream is selected; this is the one place to
+/// wire it.
+pub fn shard_level_metrics() -> levee_frontend::metrics::ShardLevel {
+    Arc::new(|_stream: &str| false)
+}
+
+/// The configuration's worst case of threads, file descriptors and connections.
+pub fn needs(cfg: &ServeConfig) -> resources::Needs {
+    let connections = (cfg.connections_max + ADMIN_CONNECTIONS_MAX) as u64;
+    resources::Needs {
+        threads: (cfg.worker_threads + cfg.blocking_threads + ADMIN_BLOCKING_THREADS_MAX) as u64
+            + resources::FIXED_THREADS,
+        fds: connections
+            + levee_storage::store::StoreConfig::new(std::path::PathBuf::new()).file_handles_max
+                as u64
+            + cfg.blocking_threads as u64
+            + resources::FIXED_FDS,
+        connections,
+        worker_threads: cfg.worker_threads as u64,
+        blocking_threads: cfg.blocking_threads as u64,
+        connections_max: cfg.connections_max as u64,
+    }
+}
+
+/// The start-up check: refuses to start when the worst case exceeds a limit, warns when the
+/// headroom is under 2×.
+pub fn preflight(cfg: &ServeConfig) -> anyhow::Result<()> {
+    let n = needs(cfg);
+    metrics::gauge!("levee_startup_needed", "resource" => "threads").set(n.threads as f64);
+    metrics::gauge!("levee_startup_needed", "resource" => "fds").set(n.fds as f64);
+    metrics::gauge!("levee_startup_needed", "resource" => "connections").set(n.connections as f64);
+    match resources::preflight(&n) {
+        resources::Verdict::Fine => Ok(()),
+        resources::Verdict::Warn(ws) => {
+            for w in ws {
+                tracing::warn!("start-up check: {w}");
+            }
+            Ok(())
+        }
+        resources::Verdict::Refuse(m) => {
+            tracing::error!("start-up check: {m}");
+            anyhow::bail!("refusing to start: {m}")
+        }
+    }
+}
+
+/// Publishes the limits of bounded resources as gauges (R6: every limit visible).
+fn publish_limits(cfg: &ServeConfig) {
+    let limits: [(&str, usize); 7] = [
+        ("http_connections", cfg.connections_max),
+        ("worker_threads", cfg.worker_threads),
+        ("blocking_threads", cfg.blocking_threads),
+        ("admin_connections", ADMIN_CONNECTIONS_MAX),
+        ("admin_blocking_threads", ADMIN_BLOCKING_THREADS_MAX),
+        ("push_queue", push::PUSH_QUEUE_MAX),
+        ("log_queue_lines", crate::LOG_QUEUE_LINES_MAX),
+    ];
+    for (name, v) in limits {
+        metrics::gauge!("levee_config_limit", "limit" => name).set(v as f64);
+    }
+    metrics::gauge!("levee_config_limit", "limit" => "recent_errors")
+        .set(levee_frontend::metrics::RECENT_ERRORS_MAX as f64);
+    metrics::gauge!("levee_config_limit", "limit" => "status_ring_slots").set(RING_SLOTS as f64);
+}
+
+/// Binds nothing (the caller bound `listener`); starts the admin runtime on its own thread.
+pub fn start(
+    listener: std::net::TcpListener,
+    shared: Arc<Shared>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(ADMIN_BLOCKING_THREADS_MAX)
+        .thread_name("levee-admin-io")
+        .enable_all()
+        .build()?;
+    publish_limits(&shared.cfg);
+    let handle = std::thread::Builder::new()
+        .name("levee-admin".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "admin listener failed");
+                        return;
+                    }
+                };
+                tokio::spawn(sampler(shared.clone()));
+                if let Some(url) = shared.cfg.metrics_push_url.clone() {
+                    tokio::spawn(push::run(shared.clone(), url));
+                }
+                serve(listener, shared).await;
+            })
+        })?;
+    Ok(handle)
+}
+
+async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS_MAX));
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "admin accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| {
+                let r = route(&shared, &req);
+                async move { Ok::<_, Infallible>(r) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
+            let _ =
+                tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_TIMEOUT_MS), conn).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Samples resources every [`RESOURCE_SAMPLE_MS`] and the ring every `status_sample_ms`,
+/// logging alarm changes; the `/proc` reads and the ring write run on the blocking thread.
+async fn sampler(shared: Arc<Shared>) {
+    let ring_path = shared.cfg.data_dir.join("status.ring");
+    let (ring, old) = match Ring::open(&ring_path) {
+        Ok((r, old)) => (Some(Arc::new(r)), old),
+        Err(e) => {
+            tracing::warn!(error = %e, path = %ring_path.display(), "status ring unavailable");
+            (None, Vec::new())
+        }
+    };
+    let mut seq = old.last().map_or(0, |s| s.seq);
+    shared
+        .samples
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(old);
+    let ring_busy = Arc::new(AtomicBool::new(false));
+    let mut cpu = CpuClock::default();
+    let mut alarms: std::collections::HashMap<&'static str, Alarm> = Default::default();
+    let ring_every = Duration::from_millis(shared.cfg.status_sample_ms.max(10));
+    let res_every = Duration::from_millis(RESOURCE_SAMPLE_MS.min(shared.cfg.status_sample_ms));
+    let mut next_ring = Instant::now();
+    loop {
+        let data_dir = shared.cfg.data_dir.clone();
+        let conns = shared.cfg.connections_max as u64;
+        let mut c = cpu;
+        let job = tokio::task::spawn_blocking(move || {
+            let r = resources::sample(&data_dir, conns, &mut c);
+            let storage = resources::storage_usage(&data_dir.join("storage"));
+            (r, storage, c)
+        });
+        if let Ok((res, (bytes, segments), c)) = job.await {
+            cpu = c;
+            metrics::gauge!("levee_storage_disk_bytes").set(bytes as f64);
+            metrics::gauge!("levee_storage_segments").set(segments as f64);
+            for r in &res {
+                metrics::gauge!("levee_resource_used", "resource" => r.name).set(r.used);
+                if let Some(l) = r.limit {
+                    metrics::gauge!("levee_resource_limit", "resource" => r.name).set(l);
+                }
+                metrics::gauge!("levee_resource_alarm_level", "resource" => r.name)
+                    .set(r.alarm.level());
+                let before = alarms.insert(r.name, r.alarm).unwrap_or(Alarm::Ok);
+                if before != r.alarm {
+                    let limit = r.limit.unwrap_or(0.0);
+                    match r.alarm {
+                        Alarm::Critical => tracing::error!(
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            limit_name = r.limit_name,
+                            "resource alarm critical: at or over 80% of its limit"
+                        ),
+                        Alarm::Warn => tracing::warn!(
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            limit_name = r.limit_name,
+                            "resource alarm warn: at or over 50% of its limit"
+                        ),
+                        Alarm::Ok => tracing::info!(
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            "resource alarm cleared"
+                        ),
+                    }
+                }
+            }
+            if let Some(d) = &shared.log_drops {
+                metrics::gauge!("levee_log_dropped_lines").set(d.dropped_lines() as f64);
+            }
+            let (v, seen) = shared.map_version_seen();
+            metrics::gauge!("levee_shard_map_version").set(v as f64);
+            metrics::gauge!("levee_shard_map_age_seconds")
+                .set(crate::node::now_ms().saturating_sub(seen) as f64 / 1000.0);
+            let threads = res
+                .iter()
+                .find(|r| r.name == "threads")
+                .map_or(0.0, |r| r.used);
+            let fds = res.iter().find(|r| r.name == "fds").map_or(0.0, |r| r.used);
+            *shared.resources.lock().unwrap_or_else(|p| p.into_inner()) = res;
+            shared.prom.run_upkeep();
+            if Instant::now() >= next_ring {
+                next_ring = Instant::now() + ring_every;
+                seq += 1;
+                let t = &levee_frontend::metrics::TOTALS;
+                let sample = Sample {
+                    seq,
+                    at_ms: crate::node::now_ms(),
+                    values: [
+                        t.requests.load(Ordering::Relaxed),
+                        t.errors.load(Ordering::Relaxed),
+                        t.in_records.load(Ordering::Relaxed),
+                        t.in_bytes.load(Ordering::Relaxed),
+                        t.out_records.load(Ordering::Relaxed),
+                        t.out_bytes.load(Ordering::Relaxed),
+                        threads as u64,
+                        fds as u64,
+                    ],
+                };
+                {
+                    let mut q = shared.samples.lock().unwrap_or_else(|p| p.into_inner());
+                    if q.len() >= RING_SLOTS {
+                        q.pop_front();
+                    }
+                    q.push_back(sample);
+                }
+                write_ring(&ring, &ring_busy, sample);
+            }
+        }
+        let wait = res_every.min(next_ring.saturating_duration_since(Instant::now()));
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
+    }
+}
+
+/// Writes a sample unless the previous write is still running (a slow disk) — then it is
+/// skipped and counted, as is a failed write (a full disk).
+fn write_ring(ring: &Option<Arc<Ring>>, busy: &Arc<AtomicBool>, sample: Sample) {
+    let Some(ring) = ring.clone() else {
+        return;
+    };
+    if busy.swap(true, Ordering::AcqRel) {
+        metrics::counter!("levee_status_ring_writes_skipped_total", "reason" => "busy")
+            .increment(1);
+        return;
+    }
+    let busy = busy.clone();
+    drop(tokio::task::spawn_blocking(move || {
+        if let Err(e) = ring.write(&sample) {
+            metrics::counter!("levee_status_ring_writes_skipped_total", "reason" => "error")
+                .increment(1);
+            tracing::debug!(error = %e, "status ring write skipped");
+        } else {
+            metrics::counter!("levee_status_ring_writes_total").increment(1);
+        }
+        busy.store(false, Ordering::Release);
+    }));
+}
