@@ -43,8 +43,11 @@ class Server:
         # Ready when it prints its listening line (awaited, not slept for).
         deadline = time.monotonic() + 60
         self.lines = []
+        self.admin = None
         for line in self.proc.stdout:
             self.lines.append(line)
+            if line.startswith("admin listening on "):
+                self.admin = line.strip()[len("admin listening on "):]
             if line.startswith("levee listening"):
                 break
             if time.monotonic() > deadline:

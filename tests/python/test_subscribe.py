@@ -5,6 +5,7 @@ over; the subscription ends after its lifetime; after a split the parent's strea
 ChildShards. Time is scaled for tests: heartbeat 300 ms, lifetime 3 s, takeover guard 1 s."""
 import threading
 import time
+import urllib.request
 import uuid
 
 import pytest
@@ -231,3 +232,28 @@ def test_many_records_in_order_under_concurrent_writers(kinesis):
     seqs = [int(r["SequenceNumber"]) for r in records]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     events.close()
+
+
+def http_requests(server, version, tls):
+    """The server's count of API requests by HTTP version, from the admin /metrics."""
+    text = urllib.request.urlopen(server.admin + "/metrics", timeout=10).read().decode()
+    total = 0.0
+    for line in text.splitlines():
+        if (line.startswith("levee_http_requests_total{") and f'version="{version}"' in line
+                and f'tls="{tls}"' in line):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_boto3_subscribes_over_http1(server, kinesis):
+    before = http_requests(server, "HTTP/1.1", "false")
+    name, consumer = stream_with_consumer(kinesis)
+    events = subscribe(kinesis, consumer, {"Type": "LATEST"})
+    kinesis.put_record(StreamName=name, Data=b"x", PartitionKey="k")
+    records, _ = collect(events, 1)
+    assert records[0]["Data"] == b"x"
+    events.close()
+    # boto3 has no HTTP/2: every call of this module, the subscription included, was HTTP/1.1.
+    assert http_requests(server, "HTTP/1.1", "false") - before >= 6
+    assert http_requests(server, "HTTP/2", "false") == 0
+    assert http_requests(server, "HTTP/2", "true") == 0
