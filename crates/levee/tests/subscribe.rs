@@ -202,8 +202,7 @@ async fn sdk_over_tls_h2_subscribes_takes_over_expires_and_ends_at_a_split() {
         position(ShardIteratorType::Latest, None),
     )
     .await
-    .err()
-    .expect("refused within the takeover guard");
+    .expect_err("refused within the takeover guard");
     assert!(refused.contains("ResourceInUseException"), "{refused}");
     // ...and after it takes over; the first ends with an in-stream ResourceInUseException.
     tokio::time::sleep(Duration::from_millis(TAKEOVER_MS)).await; // a time rule, not a condition
@@ -230,7 +229,10 @@ async fn sdk_over_tls_h2_subscribes_takes_over_expires_and_ends_at_a_split() {
     // The new one started from a sequence number.
     let got = records(&mut from_start, 6).await;
     let got_seqs: Vec<&str> = got.iter().map(|r| r.sequence_number()).collect();
-    assert_eq!(got_seqs, sent[4..].iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        got_seqs,
+        sent[4..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
 
     // The subscription ends by itself after its lifetime, with heartbeats all along.
     let started = Instant::now();
@@ -384,7 +386,9 @@ async fn h2c_with_prior_knowledge_receives_pushed_events() {
     assert_eq!(v["MillisBehindLatest"], 0);
     // Idle, a heartbeat follows within the heartbeat interval (plus scheduling slack).
     let waited = Instant::now();
-    let beat = next_message(&mut body, &mut buf).await.expect("a heartbeat");
+    let beat = next_message(&mut body, &mut buf)
+        .await
+        .expect("a heartbeat");
     assert!(waited.elapsed() < Duration::from_millis(HEARTBEAT_MS + 700));
     let v: serde_json::Value = serde_json::from_slice(beat.payload()).unwrap();
     assert_eq!(v["Records"], serde_json::json!([]));
@@ -394,5 +398,9 @@ async fn h2c_with_prior_knowledge_receives_pushed_events() {
         "levee_http_requests_total",
         &["version=\"HTTP/2\"", "tls=\"false\""],
     );
-    assert_eq!(h2_after - h2_before, 1.0, "the h2c subscription was counted");
+    assert_eq!(
+        h2_after - h2_before,
+        1.0,
+        "the h2c subscription was counted"
+    );
 }
