@@ -257,3 +257,16 @@ def test_boto3_subscribes_over_http1(server, kinesis):
     assert http_requests(server, "HTTP/1.1", "false") - before >= 6
     assert http_requests(server, "HTTP/2", "false") == 0
     assert http_requests(server, "HTTP/2", "true") == 0
+
+
+def test_deregistering_the_consumer_ends_its_subscriptions(kinesis):
+    name, consumer = stream_with_consumer(kinesis)
+    events = subscribe(kinesis, consumer, {"Type": "LATEST"})
+    kinesis.deregister_stream_consumer(ConsumerARN=consumer)
+    started = time.monotonic()
+    with pytest.raises(EventStreamError) as e:
+        for _ in events:
+            pass
+    # Noticed at the next heartbeat.
+    assert time.monotonic() - started <= HEARTBEAT_S + 1.0
+    assert e.value.response["Error"]["Code"] in ("ResourceInUseException", "ResourceNotFoundException")

@@ -34,7 +34,7 @@ use levee_protocol::{ApiError, Blob, ErrorKind, Timestamp, WireFormat};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-use crate::backend::ReadFrom;
+use crate::backend::{ConsumerInfo, ReadFrom};
 use crate::dataplane::{child_shards, millis_behind, position_seq, seq, IteratorType};
 use crate::eventstream;
 use crate::iterator::Position;
@@ -217,6 +217,19 @@ fn iterator_type(t: levee_protocol::types::ShardIteratorType) -> IteratorType {
     }
 }
 
+/// AWS's answer for a consumer that is not ACTIVE (still CREATING, or DELETING).
+fn not_active(c: &ConsumerInfo, account: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::ResourceInUse,
+        format!(
+            "Consumer {} with creation timestamp {} under stream: {} , account {account} is not in ACTIVE status.",
+            c.consumer_name,
+            c.created_ms / 1000,
+            c.stream_name
+        ),
+    )
+}
+
 /// Checks a SubscribeToShard call and starts its pump. Errors before the first event are
 /// ordinary error responses; the returned receiver yields the encoded event-stream messages.
 pub async fn subscribe(
@@ -225,17 +238,8 @@ pub async fn subscribe(
     input: SubscribeToShardInput,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
     let consumer = svc.control.consumer(&input.consumer_arn).await?;
-    let acct = &svc.data.identity.account_id;
     if !consumer.active {
-        return Err(ApiError::new(
-            ErrorKind::ResourceInUse,
-            format!(
-                "Consumer {} with creation timestamp {} under stream: {} , account {acct} is not in ACTIVE status.",
-                consumer.consumer_name,
-                consumer.created_ms / 1000,
-                consumer.stream_name
-            ),
-        ));
+        return Err(not_active(&consumer, &svc.data.identity.account_id));
     }
     let pos = &input.starting_position;
     let (shard, position) = svc
@@ -378,6 +382,18 @@ async fn pump_events(
         let ended = out.shard_end && !children.is_empty();
         let now = Instant::now();
         let heartbeat_due = now >= last_event + cfg.heartbeat;
+        if heartbeat_due {
+            // A deregistered consumer's subscriptions end (checked once per heartbeat).
+            let gone = match svc.control.consumer(&lease.key.0).await {
+                Ok(c) if c.active => None,
+                Ok(c) => Some(not_active(&c, &svc.data.identity.account_id)),
+                Err(e) => Some(e),
+            };
+            if let Some(e) = gone {
+                send(eventstream::exception(format, &e)).await;
+                return Ending::Error;
+            }
+        }
         if !out.records.is_empty() || ended || heartbeat_due {
             let wall_ms = (data.now_ms)();
             let continuation = (!ended).then(|| match out.records.last() {
