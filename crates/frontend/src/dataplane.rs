@@ -35,18 +35,26 @@ async fn reroute_backoff(attempt: u32) {
 
 /// A stream's largest record (data) by default: AWS's MaxRecordSizeInKiB default of 1024.
 pub const RECORD_DATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
+/// The largest record any stream takes (MaxRecordSizeInKiB 10240; the model's `Data` maximum).
+pub const RECORD_DATA_BYTES_MAX: usize = 10 << 20;
 /// PutRecords takes at most this many bytes of data and partition keys in all.
 pub const PUT_RECORDS_BYTES_MAX: usize = 10 << 20;
 
-/// A record over the stream's maximum, in AWS's validation format (`member` is `data` for
-/// PutRecord, `records.N.member.data` for PutRecords entry N, 1-based).
-fn record_too_large(member: &str, len: usize) -> ApiError {
+/// A record over the stream's maximum `max` bytes, in AWS's validation format (`member` is
+/// `data` for PutRecord, `records.N.member.data` for PutRecords entry N, 1-based).
+fn record_too_large(member: &str, len: usize, max: usize) -> ApiError {
     ApiError::new(
         ErrorKind::Validation,
         format!(
-            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {RECORD_DATA_BYTES_MAX_DEFAULT}"
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {max}"
         ),
     )
+}
+
+/// Per-stream settings the data plane enforces, as the control plane knows them.
+pub trait StreamSettings: Send + Sync + 'static {
+    /// The stream's `MaxRecordSizeInKiB` in bytes; `None` when there is no such stream.
+    fn max_record_bytes(&self, stream: &str) -> Option<usize>;
 }
 
 /// Account and region, for ARNs and error texts.
@@ -69,6 +77,8 @@ pub struct PutEntry {
 pub struct Placed {
     pub shard_id: String,
     pub sequence_number: String,
+    /// Stored encrypted at rest.
+    pub encrypted: bool,
 }
 
 /// A PutRecords entry's failure, as AWS reports it inside a 200 response.
@@ -85,6 +95,8 @@ pub struct OutRecord {
     pub arrival_ms: u64,
     pub partition_key: String,
     pub data: Bytes,
+    /// Stored encrypted at rest (`EncryptionType` `KMS`).
+    pub encrypted: bool,
 }
 
 /// A child of a closed shard, for GetRecords' `ChildShards`.
@@ -148,6 +160,8 @@ pub struct DataPlane {
     pub storage: Arc<dyn StoragePlane>,
     pub iterators: IteratorCodec,
     pub now_ms: fn() -> u64,
+    /// Per-stream limits (MaxRecordSizeInKiB).
+    pub settings: Arc<dyn StreamSettings>,
 }
 
 fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> String {
@@ -155,6 +169,19 @@ fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> Strin
 }
 
 impl DataPlane {
+    /// The size limit for records of `stream`: its MaxRecordSizeInKiB (the default for a stream
+    /// that does not exist, so the validation error comes first as before). Asked only for
+    /// records over the default, so the common path costs nothing.
+    fn record_limit(&self, stream: &str, len: usize) -> usize {
+        if len <= RECORD_DATA_BYTES_MAX_DEFAULT {
+            return RECORD_DATA_BYTES_MAX_DEFAULT;
+        }
+        self.settings
+            .max_record_bytes(stream)
+            .unwrap_or(RECORD_DATA_BYTES_MAX_DEFAULT)
+            .min(RECORD_DATA_BYTES_MAX)
+    }
+
     fn not_found(&self, name: &str) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
@@ -232,8 +259,9 @@ impl DataPlane {
         entry: PutEntry,
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<Placed, ApiError> {
-        if entry.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT {
-            return Err(record_too_large("data", entry.data.len()));
+        let max = self.record_limit(stream_name, entry.data.len());
+        if entry.data.len() > max {
+            return Err(record_too_large("data", entry.data.len(), max));
         }
         self.live_stream(stream_name)?;
         let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
@@ -264,6 +292,7 @@ impl DataPlane {
                             ack.first_seq_ix,
                             ack.arrival_ms,
                         ),
+                        encrypted: ack.encrypted,
                     })
                 }
                 Err(AppendError::Stale) => reroute_backoff(attempt).await,
@@ -300,14 +329,17 @@ impl DataPlane {
         stream_name: &str,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<Result<Placed, EntryFailure>>, ApiError> {
+        let largest = entries.iter().map(|e| e.data.len()).max().unwrap_or(0);
+        let max = self.record_limit(stream_name, largest);
         if let Some((i, e)) = entries
             .iter()
             .enumerate()
-            .find(|(_, e)| e.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT)
+            .find(|(_, e)| e.data.len() > max)
         {
             return Err(record_too_large(
                 &format!("records.{}.member.data", i + 1),
                 e.data.len(),
+                max,
             ));
         }
         let total: usize = entries
@@ -386,6 +418,7 @@ impl DataPlane {
                                 ack.first_seq_ix + n as u64,
                                 ack.arrival_ms,
                             ),
+                            encrypted: ack.encrypted,
                         }),
                         Err(e) if e.kind == ErrorKind::ProvisionedThroughputExceeded => {
                             Err(EntryFailure {
@@ -576,6 +609,7 @@ impl DataPlane {
                 arrival_ms: r.arrival_ms,
                 partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
                 data: r.data.clone(),
+                encrypted: r.encrypted,
             })
             .collect::<Vec<_>>();
         let millis_behind_latest = match out.records.last() {

@@ -107,7 +107,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
         println!("levee listening on http://{addr}");
-        let dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?);
+        let dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?)?;
         let stats = Arc::new(HttpStats::default());
         levee_frontend::http::serve(
             listener,
