@@ -481,3 +481,196 @@ fn check_key_id(key_id: &str) -> Result<(), CatalogError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::{CatalogConfig, Command};
+
+    fn active(c: &mut Catalog, name: &str) {
+        c.apply(&Command::CreateStream {
+            name: name.to_string(),
+            shard_count: Some(1),
+            mode: StreamMode::Provisioned,
+            tags: BTreeMap::new(),
+            now_ms: 1_000,
+        })
+        .unwrap();
+        c.apply(&Command::ActivateStream {
+            name: name.to_string(),
+            now_ms: 2_000,
+        })
+        .unwrap();
+    }
+
+    fn key(version: u32) -> DataKey {
+        DataKey {
+            version,
+            wrapped_hex: "00ff".to_string(),
+            master_fingerprint: "fp".to_string(),
+        }
+    }
+
+    fn finish(c: &mut Catalog, name: &str) {
+        c.apply(&Command::FinishUpdate {
+            name: name.to_string(),
+            now_ms: 9_000,
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn every_setting_survives_snapshot_and_restore() {
+        let mut c = Catalog::new(CatalogConfig::default());
+        active(&mut c, "s");
+        let v0 = c.map_version();
+        c.apply(&Command::UpdateStreamMode {
+            name: "s".into(),
+            mode: StreamMode::OnDemand,
+            warm_throughput_mibps: Some(40),
+            now_ms: 3_000,
+        })
+        .unwrap();
+        assert_eq!(c.stream("s").unwrap().status, StreamStatus::Updating);
+        assert!(c.map_version() > v0, "UPDATING is published");
+        finish(&mut c, "s");
+        c.apply(&Command::UpdateMaxRecordSize {
+            name: "s".into(),
+            kib: 10240,
+        })
+        .unwrap();
+        let out = c
+            .apply(&Command::SetEnhancedMonitoring {
+                name: "s".into(),
+                metrics: vec![ShardLevelMetric::All],
+                enable: true,
+            })
+            .unwrap();
+        assert_eq!(
+            out,
+            Outcome::MonitoringChanged {
+                current: vec![],
+                desired: ShardLevelMetric::EACH.to_vec()
+            }
+        );
+        c.apply(&Command::StartEncryption {
+            name: "s".into(),
+            key_id: "alias/aws/kinesis".into(),
+            data_key: key(1),
+            now_ms: 4_000,
+        })
+        .unwrap();
+        finish(&mut c, "s");
+        let arn = c.stream_arn("s");
+        c.apply(&Command::PutResourcePolicy {
+            arn: arn.clone(),
+            policy: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"*"}}"#.into(),
+        })
+        .unwrap();
+        c.apply(&Command::UpdateAccountSettings {
+            commitment_enabled: true,
+            now_ms: 5_000,
+        })
+        .unwrap();
+
+        let restored = Catalog::restore(CatalogConfig::default(), &c.snapshot().unwrap()).unwrap();
+        let s = restored.stream("s").unwrap();
+        assert_eq!(s.mode, StreamMode::OnDemand);
+        assert_eq!(s.warm_throughput_mibps, Some(40));
+        assert_eq!(s.max_record_size_kib, 10240);
+        assert_eq!(s.shard_level_metrics.len(), 7);
+        assert_eq!(s.encryption, EncryptionType::Kms);
+        assert_eq!(s.current_data_key(), Some(&key(1)));
+        assert!(s.policy.is_some());
+        assert_eq!(restored.resource_policy(&arn).unwrap(), s.policy.as_deref());
+        assert_eq!(
+            restored.state().account().billing(6_000).0,
+            BillingStatus::Enabled
+        );
+        assert_eq!(restored.on_demand_stream_count(), 1);
+    }
+
+    #[test]
+    fn refusals_leave_the_state_unchanged() {
+        let mut c = Catalog::new(CatalogConfig::default());
+        active(&mut c, "s");
+        let before = c.snapshot().unwrap();
+        let e = c
+            .apply(&Command::UpdateWarmThroughput {
+                name: "s".into(),
+                mibps: 10,
+                now_ms: 3_000,
+            })
+            .unwrap_err();
+        assert_eq!(e.type_name(), "InvalidArgumentException");
+        let e = c
+            .apply(&Command::UpdateMaxRecordSize {
+                name: "s".into(),
+                kib: 20_000,
+            })
+            .unwrap_err();
+        assert_eq!(e.type_name(), "ValidationException");
+        let e = c
+            .apply(&Command::PutResourcePolicy {
+                arn: c.stream_arn("s"),
+                policy: r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"kinesis:*","Resource":"*","Condition":{}}}"#.into(),
+            })
+            .unwrap_err();
+        assert!(e.message().contains("Condition"));
+        // A data key with the wrong version is a bug, refused.
+        let e = c
+            .apply(&Command::StartEncryption {
+                name: "s".into(),
+                key_id: "k".into(),
+                data_key: key(2),
+                now_ms: 3_000,
+            })
+            .unwrap_err();
+        assert_eq!(e.type_name(), "InternalFailure");
+        assert_eq!(c.snapshot().unwrap(), before);
+        // Not ACTIVE: ResourceInUse.
+        c.apply(&Command::StartEncryption {
+            name: "s".into(),
+            key_id: "k".into(),
+            data_key: key(1),
+            now_ms: 3_000,
+        })
+        .unwrap();
+        let e = c
+            .apply(&Command::StopEncryption {
+                name: "s".into(),
+                key_id: "k".into(),
+                now_ms: 3_500,
+            })
+            .unwrap_err();
+        assert_eq!(e.type_name(), "ResourceInUseException");
+    }
+
+    #[test]
+    fn billing_commitment_runs_its_minimum_term() {
+        let mut c = Catalog::new(CatalogConfig::default());
+        let on = |c: &mut Catalog, enabled: bool, now_ms: u64| {
+            c.apply(&Command::UpdateAccountSettings {
+                commitment_enabled: enabled,
+                now_ms,
+            })
+            .unwrap();
+        };
+        assert_eq!(c.state().account().billing(0).0, BillingStatus::Disabled);
+        on(&mut c, true, 1_000);
+        on(&mut c, false, 2_000);
+        let end = 1_000 + BILLING_COMMITMENT_MIN_MS;
+        assert_eq!(
+            c.state().account().billing(end - 1).0,
+            BillingStatus::EnabledUntilEarliestAllowedEnd
+        );
+        assert_eq!(c.state().account().billing(end).0, BillingStatus::Disabled);
+        // Re-enabled before the end: enabled again from the same start.
+        on(&mut c, true, 3_000);
+        let (status, commitment) = c.state().account().billing(end + 1);
+        assert_eq!(status, BillingStatus::Enabled);
+        assert_eq!(commitment.map(|c| c.started_ms), Some(1_000));
+    }
+}
