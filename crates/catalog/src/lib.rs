@@ -1014,9 +1014,11 @@ impl Catalog {
                 warm_throughput_mibps,
                 now_ms,
             } => self.update_stream_mode(name, *mode, *warm_throughput_mibps, *now_ms),
-            Command::UpdateWarmThroughput { name, mibps, now_ms } => {
-                self.update_warm_throughput(name, *mibps, *now_ms)
-            }
+            Command::UpdateWarmThroughput {
+                name,
+                mibps,
+                now_ms,
+            } => self.update_warm_throughput(name, *mibps, *now_ms),
             Command::UpdateMaxRecordSize { name, kib } => self.update_max_record_size(name, *kib),
             Command::SetEnhancedMonitoring {
                 name,

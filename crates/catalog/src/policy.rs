@@ -138,7 +138,11 @@ fn unsupported(element: &str) -> CatalogError {
 
 /// One string or a non-empty array of strings.
 fn strings(v: &Value, element: &str) -> Result<Vec<String>, CatalogError> {
-    let bad = || invalid(format!("Policy element {element} must be a string or an array of strings."));
+    let bad = || {
+        invalid(format!(
+            "Policy element {element} must be a string or an array of strings."
+        ))
+    };
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) if !items.is_empty() => items
@@ -171,7 +175,9 @@ fn check_action(a: &str) -> Result<(), CatalogError> {
     let wildcard = name.contains(['*', '?']);
     let known = KINESIS_ACTIONS.iter().any(|k| k.eq_ignore_ascii_case(name));
     if !chars_ok || (!wildcard && !known) {
-        return Err(invalid(format!("Policy action {a} is not a Kinesis action.")));
+        return Err(invalid(format!(
+            "Policy action {a} is not a Kinesis action."
+        )));
     }
     Ok(())
 }
@@ -225,14 +231,25 @@ fn statement(v: &Value) -> Result<Statement, CatalogError> {
     let Value::Object(map) = v else {
         return Err(invalid("Each policy Statement must be an object."));
     };
-    const KNOWN: &[&str] = &["Sid", "Effect", "Principal", "Action", "NotAction", "Resource"];
+    const KNOWN: &[&str] = &[
+        "Sid",
+        "Effect",
+        "Principal",
+        "Action",
+        "NotAction",
+        "Resource",
+    ];
     if let Some(other) = map.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(unsupported(other));
     }
     let sid = match map.get("Sid") {
         None => None,
         Some(Value::String(s)) if s.bytes().all(|b| b.is_ascii_alphanumeric()) => Some(s.clone()),
-        Some(_) => return Err(invalid("Policy element Sid must be an alphanumeric string.")),
+        Some(_) => {
+            return Err(invalid(
+                "Policy element Sid must be an alphanumeric string.",
+            ))
+        }
     };
     let effect = match map.get("Effect").and_then(Value::as_str) {
         Some("Allow") => Effect::Allow,
@@ -410,7 +427,10 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 pub fn evaluate(policy: &Policy, principal_arn: &str, action: &str, resource: &str) -> Decision {
     let mut allowed = false;
     for s in &policy.statements {
-        let who = s.principals.iter().any(|p| principal_matches(p, principal_arn));
+        let who = s
+            .principals
+            .iter()
+            .any(|p| principal_matches(p, principal_arn));
         let what = match &s.actions {
             Actions::Only(list) => list.iter().any(|p| action_matches(p, action)),
             Actions::AllBut(list) => !list.iter().any(|p| action_matches(p, action)),
@@ -504,10 +524,10 @@ mod tests {
             r#"{"Effect":"Maybe","Principal":"*","Action":"kinesis:*","Resource":"*"}"#
         ))
         .contains("Effect"));
-        assert!(
-            err(&base(r#"{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}"#))
-                .contains("Principal")
-        );
+        assert!(err(&base(
+            r#"{"Effect":"Allow","Action":"kinesis:*","Resource":"*"}"#
+        ))
+        .contains("Principal"));
         assert!(err(&base(
             r#"{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}"#
         ))
@@ -541,14 +561,26 @@ mod tests {
             r#"[{"Effect":"Allow","Principal":{"AWS":"111122223333"},"Action":"kinesis:Get*","Resource":"arn:aws:kinesis:us-east-1:000000000000:stream/*"},
                 {"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::111122223333:user/alice"},"Action":"kinesis:GetShardIterator","Resource":"*"}]"#,
         );
-        assert_eq!(evaluate(&p, ALICE, "kinesis:GetRecords", STREAM), Decision::Allow);
-        assert_eq!(evaluate(&p, ALICE, "kinesis:getrecords", STREAM), Decision::Allow);
+        assert_eq!(
+            evaluate(&p, ALICE, "kinesis:GetRecords", STREAM),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, ALICE, "kinesis:getrecords", STREAM),
+            Decision::Allow
+        );
         assert_eq!(
             evaluate(&p, ALICE, "kinesis:GetShardIterator", STREAM),
             Decision::Deny
         );
-        assert_eq!(evaluate(&p, ALICE, "kinesis:PutRecord", STREAM), Decision::NoMatch);
-        assert_eq!(evaluate(&p, BOB, "kinesis:GetRecords", STREAM), Decision::NoMatch);
+        assert_eq!(
+            evaluate(&p, ALICE, "kinesis:PutRecord", STREAM),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            evaluate(&p, BOB, "kinesis:GetRecords", STREAM),
+            Decision::NoMatch
+        );
         assert_eq!(
             evaluate(
                 &p,
@@ -565,11 +597,23 @@ mod tests {
         let p = policy(
             r#"[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"NotAction":["kinesis:Delete*","kinesis:Update*"],"Resource":"*"}]"#,
         );
-        assert_eq!(evaluate(&p, BOB, "kinesis:PutRecord", STREAM), Decision::Allow);
-        assert_eq!(evaluate(&p, BOB, "kinesis:DeleteStream", STREAM), Decision::NoMatch);
-        assert_eq!(evaluate(&p, ALICE, "kinesis:PutRecord", STREAM), Decision::NoMatch);
+        assert_eq!(
+            evaluate(&p, BOB, "kinesis:PutRecord", STREAM),
+            Decision::Allow
+        );
+        assert_eq!(
+            evaluate(&p, BOB, "kinesis:DeleteStream", STREAM),
+            Decision::NoMatch
+        );
+        assert_eq!(
+            evaluate(&p, ALICE, "kinesis:PutRecord", STREAM),
+            Decision::NoMatch
+        );
         let p = policy(r#"{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}"#);
-        assert_eq!(evaluate(&p, BOB, "kinesis:ListShards", STREAM), Decision::Deny);
+        assert_eq!(
+            evaluate(&p, BOB, "kinesis:ListShards", STREAM),
+            Decision::Deny
+        );
     }
 
     #[test]

@@ -182,15 +182,22 @@ pub(crate) fn check_settings(s: &Stream) -> Result<(), String> {
         return Err(format!("stream {n} stores ALL as a metric"));
     }
     if s.encryption == EncryptionType::Kms && (s.data_keys.is_empty() || s.key_id.is_none()) {
-        return Err(format!("stream {n} is encrypted without a data key or KeyId"));
+        return Err(format!(
+            "stream {n} is encrypted without a data key or KeyId"
+        ));
     }
     for (i, k) in s.data_keys.iter().enumerate() {
         if usize::try_from(k.version).ok() != i.checked_add(1) {
-            return Err(format!("stream {n}: data key {i} has version {}", k.version));
+            return Err(format!(
+                "stream {n}: data key {i} has version {}",
+                k.version
+            ));
         }
     }
     if s.warm_throughput_mibps.is_some() && s.mode != StreamMode::OnDemand {
-        return Err(format!("stream {n} has warm throughput but is not ON_DEMAND"));
+        return Err(format!(
+            "stream {n} has warm throughput but is not ON_DEMAND"
+        ));
     }
     Ok(())
 }
@@ -396,12 +403,11 @@ impl Catalog {
         let value = policy_text.map(str::to_string);
         if let Some(c) = parse_consumer_arn(arn) {
             let s = stream_mut(&mut self.state.streams, c.stream.name, c.stream.account)?;
-            let consumer = s
-                .consumers
-                .get_mut(c.consumer_name)
-                .ok_or_else(|| CatalogError::InternalFailure {
+            let consumer = s.consumers.get_mut(c.consumer_name).ok_or_else(|| {
+                CatalogError::InternalFailure {
                     reason: format!("consumer {arn} vanished"),
-                })?;
+                }
+            })?;
             consumer.policy = value;
         } else {
             let name = self.stream_by_arn_field(arn, "resourceARN")?.name.clone();

@@ -331,11 +331,7 @@ impl DataPlane {
     ) -> Result<Vec<Result<Placed, EntryFailure>>, ApiError> {
         let largest = entries.iter().map(|e| e.data.len()).max().unwrap_or(0);
         let max = self.record_limit(stream_name, largest);
-        if let Some((i, e)) = entries
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.data.len() > max)
-        {
+        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| e.data.len() > max) {
             return Err(record_too_large(
                 &format!("records.{}.member.data", i + 1),
                 e.data.len(),

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use levee_protocol::types::{
-    EncryptionType,
-    ChildShard, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange, PutRecordOutput,
-    PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
+    ChildShard, EncryptionType, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange,
+    PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
 };
 use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
 

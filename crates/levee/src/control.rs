@@ -71,7 +71,10 @@ pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> anyhow::Result<Arc<dy
         settings: Arc::new(CatalogSettings { node: node.clone() }),
     };
     let control = Arc::new(LocalControl { node, at_rest });
-    Ok(Arc::new(Service(Arc::new(KinesisService { data, control }))))
+    Ok(Arc::new(Service(Arc::new(KinesisService {
+        data,
+        control,
+    }))))
 }
 
 /// The data plane's per-stream settings, read from the catalog.
@@ -787,7 +790,10 @@ impl LocalControl {
                 let policy = self
                     .node
                     .catalog
-                    .read(|c| c.resource_policy(&r.resource_arn).map(|p| p.map(str::to_owned)))
+                    .read(|c| {
+                        c.resource_policy(&r.resource_arn)
+                            .map(|p| p.map(str::to_owned))
+                    })
                     .map_err(api)?;
                 Ok(encode_response(
                     format,
@@ -917,7 +923,9 @@ impl LocalControl {
         let out = self.node.catalog.read(|c| {
             let (status, commitment) = c.state().account().billing(now);
             let status = match status {
-                levee_catalog::BillingStatus::Enabled => types::BillingCommitmentOutputStatus::Enabled,
+                levee_catalog::BillingStatus::Enabled => {
+                    types::BillingCommitmentOutputStatus::Enabled
+                }
                 levee_catalog::BillingStatus::Disabled => {
                     types::BillingCommitmentOutputStatus::Disabled
                 }
@@ -929,8 +937,7 @@ impl LocalControl {
                 status,
                 started_at: commitment.map(|c| Timestamp(c.started_ms)),
                 ended_at: commitment.and_then(|c| c.ends_ms).map(Timestamp),
-                earliest_allowed_end_at: commitment
-                    .map(|c| Timestamp(c.earliest_allowed_end_ms())),
+                earliest_allowed_end_at: commitment.map(|c| Timestamp(c.earliest_allowed_end_ms())),
             }
         });
         Ok(encode_response(

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use levee_frontend::backend::{
     AppendError, Appended, BoxFuture, ReadFrom, ReadOut, StoragePlane, StoredRecord, Tip,
 };
-use levee_map::ShardRoute;
-use anyhow::Context as _;
 use levee_keys::Key;
+use levee_map::ShardRoute;
 use levee_protocol::{ApiError, ErrorKind};
 use levee_storage::{Engine, Error, ShardUid};
 
@@ -70,7 +70,7 @@ pub fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -160,13 +160,16 @@ impl AtRest {
     }
 
     /// The records as storage should hold them, and whether they were sealed.
-    fn seal(&self, stream: u64, shard: u64, records: Vec<(Bytes, Bytes)>) -> (Vec<(Bytes, Bytes)>, bool) {
+    fn seal(
+        &self,
+        stream: u64,
+        shard: u64,
+        records: Vec<(Bytes, Bytes)>,
+    ) -> (Vec<(Bytes, Bytes)>, bool) {
         let Some(keys) = self.keys(stream) else {
             return (records, false);
         };
-        let Some((version, key)) = keys
-            .current
-            .and_then(|v| keys.keys.get(&v).map(|k| (v, k)))
+        let Some((version, key)) = keys.current.and_then(|v| keys.keys.get(&v).map(|k| (v, k)))
         else {
             return (records, false);
         };
@@ -210,8 +213,13 @@ impl AtRest {
         let mut v = [0u8; 4];
         v.copy_from_slice(&pk[2..SEALED_KEY_BYTES]);
         let version = u32::from_le_bytes(v);
-        let keys = self.keys(stream).ok_or_else(|| fail("no keys for stream"))?;
-        let key = keys.keys.get(&version).ok_or_else(|| fail("no such key version"))?;
+        let keys = self
+            .keys(stream)
+            .ok_or_else(|| fail("no keys for stream"))?;
+        let key = keys
+            .keys
+            .get(&version)
+            .ok_or_else(|| fail("no such key version"))?;
         let plain = key
             .open(&record_aad(stream, shard, version), &data)
             .map_err(|_| fail("authentication failed"))?;

@@ -27,7 +27,9 @@ fn arn(name: &str) -> String {
 }
 
 /// The error's `__type` and message.
-fn code<E: ProvideErrorMetadata + std::fmt::Debug>(r: Result<impl std::fmt::Debug, E>) -> (String, String) {
+fn code<E: ProvideErrorMetadata + std::fmt::Debug>(
+    r: Result<impl std::fmt::Debug, E>,
+) -> (String, String) {
     let e = r.expect_err("expected an error");
     (
         e.code().unwrap_or_default().to_string(),
@@ -68,8 +70,14 @@ async fn limits_and_account_settings() {
     assert_eq!(l.on_demand_stream_count(), 0);
     assert_eq!(l.on_demand_stream_count_limit(), 50);
 
-    let a = c.describe_account_settings().send().await.expect("Describe");
-    let m = a.minimum_throughput_billing_commitment().expect("commitment");
+    let a = c
+        .describe_account_settings()
+        .send()
+        .await
+        .expect("Describe");
+    let m = a
+        .minimum_throughput_billing_commitment()
+        .expect("commitment");
     assert_eq!(m.status(), &Out::Disabled);
     assert!(m.started_at().is_none());
 
@@ -83,10 +91,15 @@ async fn limits_and_account_settings() {
         .send()
         .await
         .expect("Update");
-    let m = u.minimum_throughput_billing_commitment().expect("commitment");
+    let m = u
+        .minimum_throughput_billing_commitment()
+        .expect("commitment");
     assert_eq!(m.status(), &Out::Enabled);
     let started = m.started_at().expect("StartedAt").secs();
-    let earliest = m.earliest_allowed_end_at().expect("EarliestAllowedEndAt").secs();
+    let earliest = m
+        .earliest_allowed_end_at()
+        .expect("EarliestAllowedEndAt")
+        .secs();
     assert_eq!(earliest - started, 24 * 3600);
 
     // Disabling within the minimum term keeps it on until the earliest allowed end.
@@ -99,8 +112,14 @@ async fn limits_and_account_settings() {
         .send()
         .await
         .expect("Update");
-    let a = c.describe_account_settings().send().await.expect("Describe");
-    let m = a.minimum_throughput_billing_commitment().expect("commitment");
+    let a = c
+        .describe_account_settings()
+        .send()
+        .await
+        .expect("Describe");
+    let m = a
+        .minimum_throughput_billing_commitment()
+        .expect("commitment");
     assert_eq!(m.status(), &Out::EnabledUntilEarliestAllowedEnd);
     assert_eq!(m.ended_at().map(|t| t.secs()), Some(earliest));
 
@@ -176,7 +195,10 @@ async fn stream_mode_and_warm_throughput() {
         .expect("UpdateStreamWarmThroughput");
     assert_eq!(w.stream_name(), Some("mode"));
     assert_eq!(w.stream_arn(), Some(arn("mode").as_str()));
-    assert_eq!(w.warm_throughput().and_then(|t| t.target_mibps()), Some(100));
+    assert_eq!(
+        w.warm_throughput().and_then(|t| t.target_mibps()),
+        Some(100)
+    );
     assert_eq!(status(&c, "mode").await, StreamStatus::Updating);
     wait_active(&c, "mode").await;
     let s = c
@@ -186,8 +208,14 @@ async fn stream_mode_and_warm_throughput() {
         .await
         .expect("summary");
     let s = s.stream_description_summary().unwrap();
-    assert_eq!(s.warm_throughput().and_then(|t| t.target_mibps()), Some(100));
-    assert_eq!(s.warm_throughput().and_then(|t| t.current_mibps()), Some(100));
+    assert_eq!(
+        s.warm_throughput().and_then(|t| t.target_mibps()),
+        Some(100)
+    );
+    assert_eq!(
+        s.warm_throughput().and_then(|t| t.current_mibps()),
+        Some(100)
+    );
 
     // Not found by ARN.
     let (t, msg) = code(
@@ -203,7 +231,10 @@ async fn stream_mode_and_warm_throughput() {
             .await,
     );
     assert_eq!(t, "ResourceNotFoundException");
-    assert_eq!(msg, format!("Stream nope under account {ACCOUNT} not found."));
+    assert_eq!(
+        msg,
+        format!("Stream nope under account {ACCOUNT} not found.")
+    );
 }
 
 #[tokio::test]
@@ -244,7 +275,9 @@ async fn max_record_size_takes_a_5_mib_record_only_once_raised() {
         .await
         .unwrap();
     assert_eq!(
-        s.stream_description_summary().unwrap().max_record_size_in_kib(),
+        s.stream_description_summary()
+            .unwrap()
+            .max_record_size_in_kib(),
         Some(10240)
     );
     c.put_record()
@@ -326,7 +359,9 @@ async fn enhanced_monitoring() {
         .await
         .unwrap();
     assert_eq!(
-        s.stream_description_summary().unwrap().enhanced_monitoring()[0]
+        s.stream_description_summary()
+            .unwrap()
+            .enhanced_monitoring()[0]
             .shard_level_metrics()
             .len(),
         6
@@ -393,7 +428,12 @@ async fn resource_policies_on_streams_and_consumers() {
     );
     assert_eq!(t, "InvalidArgumentException");
     assert!(msg.contains("JSON"), "{msg}");
-    let g = c.get_resource_policy().resource_arn(&stream).send().await.unwrap();
+    let g = c
+        .get_resource_policy()
+        .resource_arn(&stream)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(g.policy(), POLICY);
 
     // A consumer has its own policy.
@@ -412,24 +452,44 @@ async fn resource_policies_on_streams_and_consumers() {
         .send()
         .await
         .expect("Put on consumer");
-    let g = c.get_resource_policy().resource_arn(&consumer_arn).send().await.unwrap();
+    let g = c
+        .get_resource_policy()
+        .resource_arn(&consumer_arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(g.policy(), cpol);
     c.delete_resource_policy()
         .resource_arn(&consumer_arn)
         .send()
         .await
         .expect("Delete on consumer");
-    let g = c.get_resource_policy().resource_arn(&consumer_arn).send().await.unwrap();
+    let g = c
+        .get_resource_policy()
+        .resource_arn(&consumer_arn)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(g.policy(), "{}");
     // The stream's policy is untouched by the consumer's.
-    let g = c.get_resource_policy().resource_arn(&stream).send().await.unwrap();
+    let g = c
+        .get_resource_policy()
+        .resource_arn(&stream)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(g.policy(), POLICY);
     c.delete_resource_policy()
         .resource_arn(&stream)
         .send()
         .await
         .expect("Delete");
-    let (t, _) = code(c.delete_resource_policy().resource_arn(&stream).send().await);
+    let (t, _) = code(
+        c.delete_resource_policy()
+            .resource_arn(&stream)
+            .send()
+            .await,
+    );
     assert_eq!(t, "ResourceNotFoundException");
     let (t, msg) = code(
         c.put_resource_policy()
@@ -439,7 +499,10 @@ async fn resource_policies_on_streams_and_consumers() {
             .await,
     );
     assert_eq!(t, "ResourceNotFoundException");
-    assert_eq!(msg, format!("Stream nope under account {ACCOUNT} not found."));
+    assert_eq!(
+        msg,
+        format!("Stream nope under account {ACCOUNT} not found.")
+    );
 }
 
 /// Every file under `dir`, recursively.
@@ -543,7 +606,12 @@ async fn encryption_at_rest_across_the_switch_and_a_restart() {
         .await
         .expect("StopStreamEncryption");
     wait_active(&c, "enc").await;
-    let s = c.describe_stream_summary().stream_name("enc").send().await.unwrap();
+    let s = c
+        .describe_stream_summary()
+        .stream_name("enc")
+        .send()
+        .await
+        .unwrap();
     let s = s.stream_description_summary().unwrap();
     assert_eq!(s.encryption_type(), Some(&EncryptionType::None));
     assert_eq!(s.key_id(), None);
