@@ -1006,6 +1006,12 @@ impl LocalControl {
                 }
                 (name, Some(levee_map::ShardId(index)))
             }
+            (None, None, None) => {
+                // AWS's text for ListShards (recorded in kinesalite's test/listShards.js).
+                return Err(ApiError::invalid_argument(
+                    "Either NextToken or StreamName should be provided.",
+                ));
+            }
             (None, n, a) => {
                 let name = self.name(n.as_deref(), a.as_deref())?;
                 let after = r
