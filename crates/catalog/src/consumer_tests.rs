@@ -603,6 +603,7 @@ fn consumer_invariants_are_checked() {
                     status: ConsumerStatus::Creating,
                     created_ms: 1_000,
                     status_changed_ms: 1_000,
+                    policy: None,
                 },
             );
         }

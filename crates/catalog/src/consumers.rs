@@ -64,6 +64,9 @@ pub struct Consumer {
     pub created_ms: u64,
     /// When the status last changed.
     pub status_changed_ms: u64,
+    /// The resource policy (PutResourcePolicy on the consumer ARN), as the client sent it.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl Consumer {
@@ -234,6 +237,7 @@ impl Catalog {
             status: ConsumerStatus::Creating,
             created_ms: now_ms,
             status_changed_ms: now_ms,
+            policy: None,
         };
         let consumer_arn = consumer.arn.clone();
         s.consumers.insert(consumer_name.to_string(), consumer);

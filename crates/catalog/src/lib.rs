@@ -32,7 +32,9 @@
 
 mod consumers;
 mod error;
+pub mod policy;
 mod reshard;
+mod settings;
 mod snapshot;
 mod tags;
 
@@ -48,6 +50,11 @@ pub use consumers::{
 pub use error::{CatalogError, INTERNAL_FAILURE_MESSAGE};
 pub use levee_map::{GroupId, HashRange, MapDelta, NodeId, ShardId, ShardMap};
 pub use reshard::{resolve_shard_id, SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
+pub use settings::{
+    AccountSettings, BillingCommitment, BillingStatus, DataKey, ShardLevelMetric,
+    BILLING_COMMITMENT_MIN_MS, MAX_RECORD_SIZE_KIB_DEFAULT, MAX_RECORD_SIZE_KIB_MAX,
+    MAX_RECORD_SIZE_KIB_MIN, ON_DEMAND_STREAMS_MAX, WARM_THROUGHPUT_MIBPS_MAX,
+};
 pub use snapshot::SnapshotError;
 pub use tags::{TAGS_PER_STREAM_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 
@@ -159,17 +166,20 @@ impl StreamMode {
     }
 }
 
-/// Server-side encryption. Only `NONE` for now.
+/// Server-side encryption: `NONE`, or `KMS` (records written are sealed under the stream's
+/// current data key; see [`Stream::data_keys`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EncryptionType {
     None,
+    Kms,
 }
 
 impl EncryptionType {
     pub fn as_str(self) -> &'static str {
         match self {
             EncryptionType::None => "NONE",
+            EncryptionType::Kms => "KMS",
         }
     }
 }
@@ -301,9 +311,45 @@ pub struct Stream {
     /// DELETING: DeleteStream refuses a stream with consumers unless told to remove them.
     #[serde(default)]
     pub consumers: BTreeMap<String, Consumer>,
+    /// `MaxRecordSizeInKiB` (UpdateMaxRecordSize), within
+    /// [`MAX_RECORD_SIZE_KIB_MIN`]`..=`[`MAX_RECORD_SIZE_KIB_MAX`].
+    #[serde(default = "settings::max_record_size_kib_default")]
+    pub max_record_size_kib: u32,
+    /// `WarmThroughput.TargetMiBps` (UpdateStreamWarmThroughput, ON_DEMAND streams only).
+    #[serde(default)]
+    pub warm_throughput_mibps: Option<u32>,
+    /// The enhanced shard-level metrics turned on, never `ALL` (it is expanded).
+    #[serde(default)]
+    pub shard_level_metrics: BTreeSet<ShardLevelMetric>,
+    /// The `KeyId` of the last StartStreamEncryption (`None` once stopped).
+    #[serde(default)]
+    pub key_id: Option<String>,
+    /// Every data key the stream has had, wrapped under the master key, oldest first: records
+    /// sealed under an older key stay readable. The last is the current one while
+    /// `encryption` is `KMS`.
+    #[serde(default)]
+    pub data_keys: Vec<DataKey>,
+    /// The resource policy (PutResourcePolicy), as the client sent it.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl Stream {
+    /// `MaxRecordSizeInKiB` in bytes.
+    pub fn max_record_bytes(&self) -> usize {
+        usize::try_from(self.max_record_size_kib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024)
+    }
+
+    /// The data key records are sealed with now, when encryption is on.
+    pub fn current_data_key(&self) -> Option<&DataKey> {
+        match self.encryption {
+            EncryptionType::Kms => self.data_keys.last(),
+            EncryptionType::None => None,
+        }
+    }
+
     pub fn open_shard_count(&self) -> u32 {
         // Shard counts are bounded by the account limit, a u32.
         u32::try_from(self.shards.iter().filter(|s| s.open).count()).unwrap_or(u32::MAX)
@@ -372,6 +418,9 @@ pub struct CatalogState {
     next_shard_uid: u64,
     map_version: u64,
     streams: BTreeMap<String, Stream>,
+    /// Account-level settings (UpdateAccountSettings).
+    #[serde(default)]
+    account: AccountSettings,
 }
 
 impl CatalogState {
@@ -381,7 +430,12 @@ impl CatalogState {
             next_shard_uid: 1,
             map_version: 0,
             streams: BTreeMap::new(),
+            account: AccountSettings::default(),
         }
+    }
+
+    pub fn account(&self) -> &AccountSettings {
+        &self.account
     }
 
     pub fn streams(&self) -> &BTreeMap<String, Stream> {
@@ -507,6 +561,60 @@ pub enum Command {
     FinishDeregisterConsumer {
         consumer_arn: String,
     },
+    /// UpdateStreamMode: the stream goes UPDATING with the new mode (FinishUpdate ends it).
+    UpdateStreamMode {
+        name: String,
+        mode: StreamMode,
+        warm_throughput_mibps: Option<u32>,
+        now_ms: u64,
+    },
+    /// UpdateStreamWarmThroughput (ON_DEMAND streams): the stream goes UPDATING.
+    UpdateWarmThroughput {
+        name: String,
+        mibps: u32,
+        now_ms: u64,
+    },
+    /// UpdateMaxRecordSize; takes effect at once.
+    UpdateMaxRecordSize {
+        name: String,
+        kib: u32,
+    },
+    /// EnableEnhancedMonitoring (`enable`) or DisableEnhancedMonitoring. `metrics` as the client
+    /// sent them (`ALL` included).
+    SetEnhancedMonitoring {
+        name: String,
+        metrics: Vec<ShardLevelMetric>,
+        enable: bool,
+    },
+    /// StartStreamEncryption: the stream goes UPDATING, encryption `KMS` under `key_id`, and
+    /// `data_key` becomes the current data key. The control plane made `data_key` (randomness
+    /// stays out of the catalog) and wrapped it under the master key.
+    StartEncryption {
+        name: String,
+        key_id: String,
+        data_key: DataKey,
+        now_ms: u64,
+    },
+    /// StopStreamEncryption: the stream goes UPDATING, encryption `NONE`; old data keys stay.
+    StopEncryption {
+        name: String,
+        key_id: String,
+        now_ms: u64,
+    },
+    /// PutResourcePolicy on a stream or consumer ARN; `policy` must parse (see `policy.rs`).
+    PutResourcePolicy {
+        arn: String,
+        policy: String,
+    },
+    /// DeleteResourcePolicy on a stream or consumer ARN.
+    DeleteResourcePolicy {
+        arn: String,
+    },
+    /// UpdateAccountSettings: the minimum throughput billing commitment on or off.
+    UpdateAccountSettings {
+        commitment_enabled: bool,
+        now_ms: u64,
+    },
 }
 
 impl Command {
@@ -525,7 +633,19 @@ impl Command {
             | Command::MergeShards { name, .. }
             | Command::UpdateShardCount { name, .. }
             | Command::FinishUpdate { name, .. }
-            | Command::ExpireShards { name, .. } => Some(name),
+            | Command::ExpireShards { name, .. }
+            | Command::UpdateStreamMode { name, .. }
+            | Command::UpdateWarmThroughput { name, .. }
+            | Command::UpdateMaxRecordSize { name, .. }
+            | Command::SetEnhancedMonitoring { name, .. }
+            | Command::StartEncryption { name, .. }
+            | Command::StopEncryption { name, .. } => Some(name),
+            Command::PutResourcePolicy { arn, .. } | Command::DeleteResourcePolicy { arn } => {
+                parse_consumer_arn(arn)
+                    .map(|a| a.stream.name)
+                    .or_else(|| parse_stream_arn(arn).map(|a| a.name))
+            }
+            Command::UpdateAccountSettings { .. } => None,
             Command::TagResource { arn, .. }
             | Command::UntagResource { arn, .. }
             | Command::RegisterConsumer {
@@ -601,6 +721,16 @@ pub enum Outcome {
     ConsumerRemoved {
         consumer_arn: String,
     },
+    /// UpdateStreamMode, UpdateStreamWarmThroughput, StartStreamEncryption or
+    /// StopStreamEncryption was applied; the stream is UPDATING until FinishUpdate.
+    StreamUpdating,
+    /// EnableEnhancedMonitoring / DisableEnhancedMonitoring: the metrics before and after.
+    MonitoringChanged {
+        current: Vec<ShardLevelMetric>,
+        desired: Vec<ShardLevelMetric>,
+    },
+    /// A setting changed with nothing more to do (max record size, policy, account settings).
+    SettingChanged,
     /// Accepted, nothing to do (e.g. activating an ACTIVE stream, deleting a DELETING one).
     Unchanged,
 }
@@ -701,6 +831,7 @@ impl Catalog {
             self.state.next_shard_uid,
             self.state.map_version,
         );
+        let saved_account = self.state.account.clone();
         let result = self
             .execute(cmd)
             .and_then(|(outcome, routing)| self.commit(routing).map(|()| outcome));
@@ -720,6 +851,7 @@ impl Catalog {
                 self.state.next_shard_uid,
                 self.state.map_version,
             ) = saved_counters;
+            self.state.account = saved_account;
         }
         result
     }
@@ -876,6 +1008,42 @@ impl Catalog {
             Command::FinishDeregisterConsumer { consumer_arn } => {
                 self.finish_deregister_consumer(consumer_arn)
             }
+            Command::UpdateStreamMode {
+                name,
+                mode,
+                warm_throughput_mibps,
+                now_ms,
+            } => self.update_stream_mode(name, *mode, *warm_throughput_mibps, *now_ms),
+            Command::UpdateWarmThroughput {
+                name,
+                mibps,
+                now_ms,
+            } => self.update_warm_throughput(name, *mibps, *now_ms),
+            Command::UpdateMaxRecordSize { name, kib } => self.update_max_record_size(name, *kib),
+            Command::SetEnhancedMonitoring {
+                name,
+                metrics,
+                enable,
+            } => self.set_enhanced_monitoring(name, metrics, *enable),
+            Command::StartEncryption {
+                name,
+                key_id,
+                data_key,
+                now_ms,
+            } => self.start_encryption(name, key_id, data_key, *now_ms),
+            Command::StopEncryption {
+                name,
+                key_id,
+                now_ms,
+            } => self.stop_encryption(name, key_id, *now_ms),
+            Command::PutResourcePolicy { arn, policy } => {
+                self.set_policy(arn, Some(policy.as_str()))
+            }
+            Command::DeleteResourcePolicy { arn } => self.set_policy(arn, None),
+            Command::UpdateAccountSettings {
+                commitment_enabled,
+                now_ms,
+            } => self.update_account_settings(*commitment_enabled, *now_ms),
         }
     }
 
@@ -926,6 +1094,9 @@ impl Catalog {
                  state for the account {account} in {}.",
                 self.config.region
             )));
+        }
+        if mode == StreamMode::OnDemand {
+            self.on_demand_limit_check()?;
         }
         let count = shard_count.unwrap_or(SHARD_COUNT_DEFAULT);
         let current = self.account_open_shard_count();
@@ -982,6 +1153,12 @@ impl Catalog {
             shards,
             scaling_ms: Vec::new(),
             consumers: BTreeMap::new(),
+            max_record_size_kib: MAX_RECORD_SIZE_KIB_DEFAULT,
+            warm_throughput_mibps: None,
+            shard_level_metrics: BTreeSet::new(),
+            key_id: None,
+            data_keys: Vec::new(),
+            policy: None,
         };
         self.state.next_stream_uid = next_stream_uid;
         self.state.next_shard_uid = next_shard_uid;
@@ -1227,6 +1404,7 @@ impl Catalog {
             }
             reshard::check_shards(s)?;
             consumers::check_consumers(s, &mut consumer_arns)?;
+            settings::check_settings(s)?;
             let must_cover = matches!(s.status, StreamStatus::Active | StreamStatus::Updating);
             if must_cover || !s.shards.is_empty() {
                 s.route().validate().map_err(|e| e.to_string())?;

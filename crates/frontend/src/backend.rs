@@ -28,6 +28,8 @@ pub struct StoredRecord {
     pub arrival_ms: u64,
     pub partition_key: Bytes,
     pub data: Bytes,
+    /// It was stored encrypted at rest (GetRecords reports `EncryptionType` `KMS`).
+    pub encrypted: bool,
 }
 
 /// The result of an append: records got `first_seq_ix ..` in order.
@@ -37,6 +39,8 @@ pub struct Appended {
     pub arrival_ms: u64,
     /// The shard's creation time, part of every sequence number.
     pub shard_created_ms: u64,
+    /// The records were stored encrypted at rest (PutRecord(s) report `EncryptionType` `KMS`).
+    pub encrypted: bool,
 }
 
 /// The result of a read.

@@ -35,18 +35,52 @@ async fn reroute_backoff(attempt: u32) {
 
 /// A stream's largest record (data) by default: AWS's MaxRecordSizeInKiB default of 1024.
 pub const RECORD_DATA_BYTES_MAX_DEFAULT: usize = 1 << 20;
+/// The largest record any stream takes (MaxRecordSizeInKiB 10240; the model's `Data` maximum).
+pub const RECORD_DATA_BYTES_MAX: usize = 10 << 20;
 /// PutRecords takes at most this many bytes of data and partition keys in all.
 pub const PUT_RECORDS_BYTES_MAX: usize = 10 << 20;
 
-/// A record over the stream's maximum, in AWS's validation format (`member` is `data` for
-/// PutRecord, `records.N.member.data` for PutRecords entry N, 1-based).
-fn record_too_large(member: &str, len: usize) -> ApiError {
+/// A record over the stream's maximum `max` bytes, in AWS's validation format (`member` is
+/// `data` for PutRecord, `records.N.member.data` for PutRecords entry N, 1-based).
+fn record_too_large(member: &str, len: usize, max: usize) -> ApiError {
     ApiError::new(
         ErrorKind::Validation,
         format!(
-            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {RECORD_DATA_BYTES_MAX_DEFAULT}"
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={len} cap={len}]' at '{member}' failed to satisfy constraint: Member must have length less than or equal to {max}"
         ),
     )
+}
+
+/// A shard id as AWS reads it in GetShardIterator: the digits after the first `-` (or the whole
+/// string without one), any prefix (`shardId-000000000001`, `shard-1`, `anything-1`, `1`), up to
+/// 2^31 - 1 (kinesalite's recordings of AWS; the catalog's `resolve_shard_id` is the same rule).
+fn lenient_shard_id(s: &str) -> Option<ShardId> {
+    let digits = match s.split('-').nth(1) {
+        Some(d) if !d.is_empty() => d,
+        _ => s,
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = digits.trim_start_matches('0');
+    if significant.len() > 10 {
+        return None;
+    }
+    let value: u64 = if significant.is_empty() {
+        0
+    } else {
+        significant.parse().ok()?
+    };
+    u32::try_from(value)
+        .ok()
+        .filter(|v| i32::try_from(*v).is_ok())
+        .map(ShardId)
+}
+
+/// Per-stream settings the data plane enforces, as the control plane knows them.
+pub trait StreamSettings: Send + Sync + 'static {
+    /// The stream's `MaxRecordSizeInKiB` in bytes; `None` when there is no such stream.
+    fn max_record_bytes(&self, stream: &str) -> Option<usize>;
 }
 
 /// Account and region, for ARNs and error texts.
@@ -69,6 +103,8 @@ pub struct PutEntry {
 pub struct Placed {
     pub shard_id: String,
     pub sequence_number: String,
+    /// Stored encrypted at rest.
+    pub encrypted: bool,
 }
 
 /// A PutRecords entry's failure, as AWS reports it inside a 200 response.
@@ -85,6 +121,8 @@ pub struct OutRecord {
     pub arrival_ms: u64,
     pub partition_key: String,
     pub data: Bytes,
+    /// Stored encrypted at rest (`EncryptionType` `KMS`).
+    pub encrypted: bool,
 }
 
 /// A child of a closed shard, for GetRecords' `ChildShards`.
@@ -175,6 +213,8 @@ pub struct DataPlane {
     pub storage: Arc<dyn StoragePlane>,
     pub iterators: IteratorCodec,
     pub now_ms: fn() -> u64,
+    /// Per-stream limits (MaxRecordSizeInKiB).
+    pub settings: Arc<dyn StreamSettings>,
 }
 
 /// The sequence number clients see for the record at storage index `seq_ix`. The number's index
@@ -214,6 +254,19 @@ pub(crate) fn after_seq_ix(parsed: &SequenceNumber) -> u64 {
 }
 
 impl DataPlane {
+    /// The size limit for records of `stream`: its MaxRecordSizeInKiB (the default for a stream
+    /// that does not exist, so the validation error comes first as before). Asked only for
+    /// records over the default, so the common path costs nothing.
+    fn record_limit(&self, stream: &str, len: usize) -> usize {
+        if len <= RECORD_DATA_BYTES_MAX_DEFAULT {
+            return RECORD_DATA_BYTES_MAX_DEFAULT;
+        }
+        self.settings
+            .max_record_bytes(stream)
+            .unwrap_or(RECORD_DATA_BYTES_MAX_DEFAULT)
+            .min(RECORD_DATA_BYTES_MAX)
+    }
+
     fn not_found(&self, name: &str) -> ApiError {
         ApiError::new(
             ErrorKind::ResourceNotFound,
@@ -291,8 +344,9 @@ impl DataPlane {
         entry: PutEntry,
         sequence_number_for_ordering: Option<&str>,
     ) -> Result<Placed, ApiError> {
-        if entry.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT {
-            return Err(record_too_large("data", entry.data.len()));
+        let max = self.record_limit(stream_name, entry.data.len());
+        if entry.data.len() > max {
+            return Err(record_too_large("data", entry.data.len(), max));
         }
         self.live_stream(stream_name)?;
         let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
@@ -323,6 +377,7 @@ impl DataPlane {
                             ack.first_seq_ix,
                             ack.arrival_ms,
                         ),
+                        encrypted: ack.encrypted,
                     })
                 }
                 Err(AppendError::Stale) => reroute_backoff(attempt).await,
@@ -359,14 +414,13 @@ impl DataPlane {
         stream_name: &str,
         entries: Vec<PutEntry>,
     ) -> Result<Vec<Result<Placed, EntryFailure>>, ApiError> {
-        if let Some((i, e)) = entries
-            .iter()
-            .enumerate()
-            .find(|(_, e)| e.data.len() > RECORD_DATA_BYTES_MAX_DEFAULT)
-        {
+        let largest = entries.iter().map(|e| e.data.len()).max().unwrap_or(0);
+        let max = self.record_limit(stream_name, largest);
+        if let Some((i, e)) = entries.iter().enumerate().find(|(_, e)| e.data.len() > max) {
             return Err(record_too_large(
                 &format!("records.{}.member.data", i + 1),
                 e.data.len(),
+                max,
             ));
         }
         let total: usize = entries
@@ -445,6 +499,7 @@ impl DataPlane {
                                 ack.first_seq_ix + n as u64,
                                 ack.arrival_ms,
                             ),
+                            encrypted: ack.encrypted,
                         }),
                         Err(e) if e.kind == ErrorKind::ProvisionedThroughputExceeded => {
                             Err(EntryFailure {
@@ -517,7 +572,7 @@ impl DataPlane {
         op: &str,
     ) -> Result<(ShardRoute, Position), ApiError> {
         let acct = &self.identity.account_id;
-        let Some(id) = ShardId::parse(shard_id) else {
+        let Some(id) = lenient_shard_id(shard_id) else {
             return Err(ApiError::new(
                 ErrorKind::ResourceNotFound,
                 format!(
@@ -660,6 +715,7 @@ impl DataPlane {
                 arrival_ms: r.arrival_ms,
                 partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
                 data: r.data.clone(),
+                encrypted: r.encrypted,
             })
             .collect::<Vec<_>>();
         let millis_behind_latest = millis_behind(&out);

@@ -4,7 +4,8 @@
 //! directory, so iterators survive restarts, cannot be forged or altered, and expire after five
 //! minutes with AWS's ExpiredIteratorException text.
 //!
-//! Layout before base64 (URL-safe, no padding), all integers big-endian:
+//! Layout before base64 (standard alphabet with padding, as AWS's iterators are), all integers
+//! big-endian:
 //! `version u8 (1) | issued_ms u64 | shard_uid u64 | shard index u32 | position kind u8 |
 //! position u64 | stream-name length u8 | stream name | 16-byte HMAC-SHA256 tag of all before`.
 
@@ -94,7 +95,7 @@ impl IteratorCodec {
         b.extend_from_slice(&name[..name.len().min(255)]);
         let tag = self.tag(&b);
         b.extend_from_slice(&tag);
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+        base64::engine::general_purpose::STANDARD.encode(b)
     }
 
     /// Decodes and verifies an iterator; `now_ms` decides expiry. Some clients send the
@@ -107,8 +108,10 @@ impl IteratorCodec {
         if text.len() > ITERATOR_CHARS_MAX {
             return Err(IteratorError::Invalid);
         }
-        let b = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        // Standard base64 (what Levee issues); URL-safe without padding was issued before.
+        let b = base64::engine::general_purpose::STANDARD
             .decode(text)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(text))
             .map_err(|_| IteratorError::Invalid)?;
         let body_len = b
             .len()
@@ -280,10 +283,10 @@ mod tests {
         fn any_altered_byte_is_refused(flip in 0usize..40, bit in 0u8..8) {
             let c = codec();
             let s = c.encode(&sample());
-            let mut raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&s).unwrap();
+            let mut raw = base64::engine::general_purpose::STANDARD.decode(&s).unwrap();
             let i = flip % raw.len();
             raw[i] ^= 1 << bit;
-            let altered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            let altered = base64::engine::general_purpose::STANDARD.encode(raw);
             prop_assert_eq!(c.decode(&altered, 1_421_889_722_000), Err(IteratorError::Invalid));
         }
 

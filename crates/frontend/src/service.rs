@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use levee_protocol::types::{
-    ChildShard, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange, PutRecordOutput,
-    PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
+    ChildShard, EncryptionType, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange,
+    PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
 };
 use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
 
@@ -59,7 +59,7 @@ impl KinesisService {
                     &PutRecordOutput {
                         shard_id: placed.shard_id,
                         sequence_number: placed.sequence_number,
-                        encryption_type: None,
+                        encryption_type: placed.encrypted.then_some(EncryptionType::Kms),
                     },
                 ))
             }
@@ -76,6 +76,9 @@ impl KinesisService {
                     .collect();
                 let results = d.put_records(name, entries).await?;
                 let failed = results.iter().filter(|r| r.is_err()).count();
+                let encrypted = results
+                    .iter()
+                    .any(|r| r.as_ref().is_ok_and(|p| p.encrypted));
                 let records = results
                     .into_iter()
                     .map(|r| match r {
@@ -92,7 +95,7 @@ impl KinesisService {
                     &PutRecordsOutput {
                         failed_record_count: Some(failed as i32),
                         records,
-                        encryption_type: None,
+                        encryption_type: encrypted.then_some(EncryptionType::Kms),
                     },
                 ))
             }
@@ -128,7 +131,7 @@ impl KinesisService {
                                 approximate_arrival_timestamp: Some(Timestamp(rec.arrival_ms)),
                                 data: Blob(rec.data),
                                 partition_key: rec.partition_key,
-                                encryption_type: None,
+                                encryption_type: rec.encrypted.then_some(EncryptionType::Kms),
                             })
                             .collect(),
                         next_shard_iterator: out.next_shard_iterator,

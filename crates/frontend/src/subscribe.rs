@@ -410,7 +410,9 @@ async fn pump_events(
                         approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
                         data: Blob(r.data.clone()),
                         partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
-                        encryption_type: None,
+                        encryption_type: r
+                            .encrypted
+                            .then_some(levee_protocol::types::EncryptionType::Kms),
                     })
                     .collect(),
                 continuation_sequence_number: continuation,
@@ -500,6 +502,7 @@ mod tests {
                     arrival_ms: 1_000,
                     partition_key: k,
                     data: d,
+                    encrypted: false,
                 });
             }
             self.signals.notify(shard.uid);
@@ -508,6 +511,7 @@ mod tests {
                     first_seq_ix: first,
                     arrival_ms: 1_000,
                     shard_created_ms: 1_000,
+                    encrypted: false,
                 })
             })
         }
@@ -565,6 +569,14 @@ mod tests {
 
     struct OneConsumer;
 
+    struct NoSettings;
+
+    impl crate::dataplane::StreamSettings for NoSettings {
+        fn max_record_bytes(&self, _stream: &str) -> Option<usize> {
+            Some(crate::dataplane::RECORD_DATA_BYTES_MAX_DEFAULT)
+        }
+    }
+
     impl ControlPlane for OneConsumer {
         fn call(
             &self,
@@ -619,6 +631,7 @@ mod tests {
                 storage: storage.clone(),
                 iterators: IteratorCodec::new([7; 32]),
                 now_ms: || 1_000_000,
+                settings: Arc::new(NoSettings),
             },
             control: Arc::new(OneConsumer),
             subscriptions: Subscriptions::new(cfg),

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use levee_catalog::ConsumerStatus;
-use levee_catalog::{CatalogError, Command, Outcome, Stream, StreamMode};
+use levee_catalog::{
+    CatalogError, Command, DataKey, EncryptionType, Outcome, ShardLevelMetric, Stream, StreamMode,
+};
 use levee_frontend::backend::{AppendSignals, BoxFuture, ConsumerInfo, ControlPlane};
-use levee_frontend::dataplane::{DataPlane, Identity};
+use levee_frontend::dataplane::{DataPlane, Identity, StreamSettings};
 use levee_frontend::http::Dispatch;
 use levee_frontend::iterator::IteratorCodec;
 use levee_frontend::service::{KinesisService, Service};
@@ -23,7 +25,7 @@ use levee_protocol::types::{
 use levee_protocol::{encode_response, ApiError, ErrorKind, Request, Timestamp, WireFormat};
 
 use crate::node::{now_ms, Node};
-use crate::storage_adapter::LocalStorage;
+use crate::storage_adapter::{data_key_aad, hex_encode, AtRest, LocalStorage};
 
 /// DescribeStream returns at most this many shards per call.
 const DESCRIBE_SHARDS_MAX: usize = 100;
@@ -38,12 +40,28 @@ const LIST_TAGS_DEFAULT: usize = 100;
 /// ListShards' NextToken expires after this long (AWS: 300 s).
 const NEXT_TOKEN_TTL_MS: u64 = 300_000;
 
-/// Builds the front-end service of an embedded node.
+/// ON_DEMAND streams an account may have, as DescribeLimits reports it.
+const ON_DEMAND_STREAMS_MAX: u32 = levee_catalog::ON_DEMAND_STREAMS_MAX;
+
+/// Builds the front-end service of an embedded node. Loads the data keys of every stream that
+/// was ever encrypted (reading the master key only if there is one).
 pub fn service(
     node: Arc<Node>,
     iterator_key: [u8; 32],
     subscribe: SubscribeConfig,
-) -> Arc<dyn Dispatch> {
+) -> anyhow::Result<Arc<dyn Dispatch>> {
+    let at_rest = Arc::new(AtRest::new(node.cfg.master_key_file.clone()));
+    let encrypted: Vec<Stream> = node.catalog.read(|c| {
+        c.state()
+            .streams()
+            .values()
+            .filter(|s| !s.data_keys.is_empty())
+            .cloned()
+            .collect()
+    });
+    for s in &encrypted {
+        at_rest.sync_stream(s)?;
+    }
     let data = DataPlane {
         identity: Identity {
             account_id: node.cfg.account_id.clone(),
@@ -54,23 +72,77 @@ pub fn service(
             Arc::new(LocalStorage {
                 engine: node.engine.clone(),
                 signals: Arc::new(AppendSignals::default()),
+                at_rest: at_rest.clone(),
             }),
             node.maps.clone(),
             crate::admin::shard_level_metrics(),
         )),
         iterators: IteratorCodec::new(iterator_key),
         now_ms,
+        settings: Arc::new(CatalogSettings { node: node.clone() }),
     };
-    let control = Arc::new(LocalControl { node });
-    Arc::new(Service(Arc::new(KinesisService {
+    let control = Arc::new(LocalControl { node, at_rest });
+    Ok(Arc::new(Service(Arc::new(KinesisService {
         data,
         control,
         subscriptions: Subscriptions::new(subscribe),
-    })))
+    }))))
+}
+
+/// The data plane's per-stream settings, read from the catalog.
+struct CatalogSettings {
+    node: Arc<Node>,
+}
+
+impl StreamSettings for CatalogSettings {
+    fn max_record_bytes(&self, stream: &str) -> Option<usize> {
+        self.node
+            .catalog
+            .read(|c| c.stream(stream).ok().map(Stream::max_record_bytes))
+    }
 }
 
 struct LocalControl {
     node: Arc<Node>,
+    at_rest: Arc<AtRest>,
+}
+
+fn metric_name(m: ShardLevelMetric) -> types::MetricsName {
+    types::MetricsName::ALL
+        .iter()
+        .copied()
+        .find(|n| n.as_str() == m.as_str())
+        .unwrap_or(types::MetricsName::All)
+}
+
+fn metric_names(ms: &[ShardLevelMetric]) -> Vec<types::MetricsName> {
+    ms.iter().copied().map(metric_name).collect()
+}
+
+/// DescribeStream's and DescribeStreamSummary's `EnhancedMonitoring`.
+fn monitoring(s: &Stream) -> Vec<types::EnhancedMetrics> {
+    let on: Vec<ShardLevelMetric> = s.shard_level_metrics.iter().copied().collect();
+    vec![types::EnhancedMetrics {
+        shard_level_metrics: metric_names(&on),
+    }]
+}
+
+fn encryption(s: &Stream) -> (Option<types::EncryptionType>, Option<String>) {
+    match s.encryption {
+        EncryptionType::Kms => (Some(types::EncryptionType::Kms), s.key_id.clone()),
+        EncryptionType::None => (Some(types::EncryptionType::None), None),
+    }
+}
+
+fn warm(s: &Stream) -> Option<types::WarmThroughput> {
+    s.warm_throughput_mibps.map(|t| types::WarmThroughput {
+        target_mibps: i32::try_from(t).ok(),
+        current_mibps: i32::try_from(t).ok(),
+    })
+}
+
+fn to_u32(v: i32) -> u32 {
+    u32::try_from(v).unwrap_or(0)
 }
 
 fn api(e: CatalogError) -> ApiError {
@@ -243,6 +315,14 @@ impl LocalControl {
                     })
                     .await?;
                 if let Outcome::StreamCreated { .. } = outcome {
+                    // CreateStream's own settings, applied while the stream is CREATING.
+                    if let Some(kib) = r.max_record_size_in_kib {
+                        self.run(Command::UpdateMaxRecordSize {
+                            name: r.stream_name.clone(),
+                            kib: to_u32(kib),
+                        })
+                        .await?;
+                    }
                     self.node.reconcile().await.map_err(internal)?;
                     self.node.clone().activate_later(r.stream_name);
                 }
@@ -296,11 +376,9 @@ impl LocalControl {
                             has_more_shards: rest.len() > limit,
                             retention_period_hours: s.retention_hours as i32,
                             stream_creation_timestamp: Timestamp(s.created_ms),
-                            enhanced_monitoring: vec![types::EnhancedMetrics {
-                                shard_level_metrics: Vec::new(),
-                            }],
-                            encryption_type: Some(types::EncryptionType::None),
-                            key_id: None,
+                            enhanced_monitoring: monitoring(&s),
+                            encryption_type: encryption(&s).0,
+                            key_id: encryption(&s).1,
                         },
                     },
                 ))
@@ -319,11 +397,9 @@ impl LocalControl {
                             stream_mode_details: Some(mode(s.mode)),
                             retention_period_hours: s.retention_hours as i32,
                             stream_creation_timestamp: Timestamp(s.created_ms),
-                            enhanced_monitoring: vec![types::EnhancedMetrics {
-                                shard_level_metrics: Vec::new(),
-                            }],
-                            encryption_type: Some(types::EncryptionType::None),
-                            key_id: None,
+                            enhanced_monitoring: monitoring(&s),
+                            encryption_type: encryption(&s).0,
+                            key_id: encryption(&s).1,
                             open_shard_count: s.open_shard_count() as i32,
                             consumer_count: Some(
                                 self.node
@@ -331,8 +407,8 @@ impl LocalControl {
                                     .read(|c| c.consumer_count(&name))
                                     .map_err(api)? as i32,
                             ),
-                            warm_throughput: None,
-                            max_record_size_in_kib: Some(1024),
+                            warm_throughput: warm(&s),
+                            max_record_size_in_kib: i32::try_from(s.max_record_size_kib).ok(),
                         },
                     },
                 ))
@@ -607,14 +683,281 @@ impl LocalControl {
                     },
                 ))
             }
-            other => Err(ApiError::new(
+            Request::SubscribeToShard(_) => Err(ApiError::new(
                 ErrorKind::UnknownOperation,
-                format!(
-                    "{} is not available in this version of Levee",
-                    other.operation().name()
-                ),
+                "SubscribeToShard is served by the front-end's event-stream path",
             )),
+            Request::PutRecord(_)
+            | Request::PutRecords(_)
+            | Request::GetShardIterator(_)
+            | Request::GetRecords(_) => Err(ApiError::internal_failure()),
+            Request::DescribeLimits(_) => {
+                let (shard_limit, open, on_demand) = self.node.catalog.read(|c| {
+                    (
+                        c.config().shard_limit,
+                        c.account_open_shard_count(),
+                        c.on_demand_stream_count(),
+                    )
+                });
+                let int = |v: u64| i32::try_from(v).unwrap_or(i32::MAX);
+                Ok(encode_response(
+                    format,
+                    &types::DescribeLimitsOutput {
+                        shard_limit: int(u64::from(shard_limit)),
+                        open_shard_count: int(open),
+                        on_demand_stream_count: int(u64::from(on_demand)),
+                        on_demand_stream_count_limit: int(u64::from(ON_DEMAND_STREAMS_MAX)),
+                    },
+                ))
+            }
+            Request::DescribeAccountSettings(_) => self.account_settings(format),
+            Request::UpdateAccountSettings(r) => {
+                let enable = r.minimum_throughput_billing_commitment.status
+                    == types::BillingCommitmentInputStatus::Enabled;
+                self.run(Command::UpdateAccountSettings {
+                    commitment_enabled: enable,
+                    now_ms: now_ms(),
+                })
+                .await?;
+                self.account_settings(format)
+            }
+            Request::UpdateStreamMode(r) => {
+                let name = self.name(None, Some(&r.stream_arn))?;
+                let m = r.stream_mode_details.stream_mode;
+                let outcome = self
+                    .run(Command::UpdateStreamMode {
+                        name: name.clone(),
+                        mode: StreamMode::parse(m.as_str()).unwrap_or(StreamMode::Provisioned),
+                        warm_throughput_mibps: r.warm_throughput_mibps.map(to_u32),
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                self.updating(outcome, name).await?;
+                empty_ok()
+            }
+            Request::UpdateStreamWarmThroughput(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                let before = self.stream(&name)?.warm_throughput_mibps;
+                let target = to_u32(r.warm_throughput_mibps);
+                let outcome = self
+                    .run(Command::UpdateWarmThroughput {
+                        name: name.clone(),
+                        mibps: target,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                self.updating(outcome, name.clone()).await?;
+                let s = self.stream(&name)?;
+                Ok(encode_response(
+                    format,
+                    &types::UpdateStreamWarmThroughputOutput {
+                        stream_arn: Some(s.arn.clone()),
+                        stream_name: Some(name),
+                        warm_throughput: Some(types::WarmThroughput {
+                            target_mibps: i32::try_from(target).ok(),
+                            // The throughput in force until the update completes.
+                            current_mibps: before.and_then(|b| i32::try_from(b).ok()),
+                        }),
+                    },
+                ))
+            }
+            Request::UpdateMaxRecordSize(r) => {
+                let name = self.name(None, r.stream_arn.as_deref())?;
+                self.run_empty(Command::UpdateMaxRecordSize {
+                    name,
+                    kib: to_u32(r.max_record_size_in_kib),
+                })
+                .await
+            }
+            Request::EnableEnhancedMonitoring(r) => self.monitoring(r, true, format).await,
+            Request::DisableEnhancedMonitoring(r) => self.monitoring(r, false, format).await,
+            Request::StartStreamEncryption(r) => self.start_encryption(r).await,
+            Request::StopStreamEncryption(r) => {
+                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+                if r.encryption_type != types::EncryptionType::Kms {
+                    return Err(ApiError::invalid_argument(format!(
+                        "Encryption type {} is not valid for StopStreamEncryption: use KMS.",
+                        r.encryption_type.as_str()
+                    )));
+                }
+                let outcome = self
+                    .run(Command::StopEncryption {
+                        name: name.clone(),
+                        key_id: r.key_id,
+                        now_ms: now_ms(),
+                    })
+                    .await?;
+                self.sync_keys(&name)?;
+                self.updating(outcome, name).await?;
+                empty_ok()
+            }
+            Request::PutResourcePolicy(r) => {
+                self.run_empty(Command::PutResourcePolicy {
+                    arn: r.resource_arn,
+                    policy: r.policy,
+                })
+                .await
+            }
+            Request::GetResourcePolicy(r) => {
+                let policy = self
+                    .node
+                    .catalog
+                    .read(|c| {
+                        c.resource_policy(&r.resource_arn)
+                            .map(|p| p.map(str::to_owned))
+                    })
+                    .map_err(api)?;
+                Ok(encode_response(
+                    format,
+                    &types::GetResourcePolicyOutput {
+                        // AWS answers an empty document for a resource without a policy.
+                        policy: policy.unwrap_or_else(|| "{}".to_string()),
+                    },
+                ))
+            }
+            Request::DeleteResourcePolicy(r) => {
+                let has = self
+                    .node
+                    .catalog
+                    .read(|c| c.resource_policy(&r.resource_arn).map(|p| p.is_some()))
+                    .map_err(api)?;
+                if !has {
+                    // Levee's text.
+                    return Err(ApiError::new(
+                        ErrorKind::ResourceNotFound,
+                        format!("No resource policy found for resource {}.", r.resource_arn),
+                    ));
+                }
+                self.run_empty(Command::DeleteResourcePolicy {
+                    arn: r.resource_arn,
+                })
+                .await
+            }
         }
+    }
+
+    /// After a command that took the stream UPDATING: publish the state, schedule ACTIVE.
+    async fn updating(&self, outcome: Outcome, name: String) -> Result<(), ApiError> {
+        if outcome == Outcome::StreamUpdating {
+            self.node.reconcile().await.map_err(internal)?;
+            self.node.clone().finish_update_later(name);
+        }
+        Ok(())
+    }
+
+    /// Brings the storage adapter's keys for stream `name` up to date with the catalog.
+    fn sync_keys(&self, name: &str) -> Result<(), ApiError> {
+        let s = self.stream(name)?;
+        self.at_rest.sync_stream(&s).map_err(internal)
+    }
+
+    async fn start_encryption(&self, r: types::StreamEncryptionInput) -> Result<Vec<u8>, ApiError> {
+        let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+        if r.encryption_type != types::EncryptionType::Kms {
+            // Levee's text.
+            return Err(ApiError::invalid_argument(format!(
+                "Encryption type {} is not valid for StartStreamEncryption: use KMS.",
+                r.encryption_type.as_str()
+            )));
+        }
+        let (uid, version) = self
+            .node
+            .catalog
+            .read(|c| {
+                let s = c.stream(&name)?;
+                if s.status != levee_catalog::StreamStatus::Active {
+                    return Err(CatalogError::ResourceInUse(format!(
+                        "Stream {name} under account {} not ACTIVE, instead in state {}",
+                        c.config().account_id,
+                        s.status.as_str()
+                    )));
+                }
+                Ok((s.uid, c.next_data_key_version(&name)?))
+            })
+            .map_err(api)?;
+        let master = self.at_rest.master().map_err(internal)?;
+        // The plaintext data key lives only in memory: the catalog gets it wrapped.
+        let key = levee_keys::Key::generate();
+        let data_key = DataKey {
+            version,
+            wrapped_hex: hex_encode(&master.wrap(&data_key_aad(uid, version), &key)),
+            master_fingerprint: master.fingerprint(),
+        };
+        let outcome = self
+            .run(Command::StartEncryption {
+                name: name.clone(),
+                key_id: r.key_id,
+                data_key,
+                now_ms: now_ms(),
+            })
+            .await?;
+        self.sync_keys(&name)?;
+        self.updating(outcome, name).await?;
+        empty_ok()
+    }
+
+    async fn monitoring(
+        &self,
+        r: types::EnhancedMonitoringInput,
+        enable: bool,
+        format: WireFormat,
+    ) -> Result<Vec<u8>, ApiError> {
+        let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
+        let metrics = r
+            .shard_level_metrics
+            .iter()
+            .filter_map(|m| ShardLevelMetric::parse(m.as_str()))
+            .collect();
+        let outcome = self
+            .run(Command::SetEnhancedMonitoring {
+                name: name.clone(),
+                metrics,
+                enable,
+            })
+            .await?;
+        let Outcome::MonitoringChanged { current, desired } = outcome else {
+            return Err(ApiError::internal_failure());
+        };
+        let arn = self.stream(&name)?.arn;
+        Ok(encode_response(
+            format,
+            &types::EnhancedMonitoringOutput {
+                stream_name: Some(name),
+                current_shard_level_metrics: Some(metric_names(&current)),
+                desired_shard_level_metrics: Some(metric_names(&desired)),
+                stream_arn: Some(arn),
+            },
+        ))
+    }
+
+    fn account_settings(&self, format: WireFormat) -> Result<Vec<u8>, ApiError> {
+        let now = now_ms();
+        let out = self.node.catalog.read(|c| {
+            let (status, commitment) = c.state().account().billing(now);
+            let status = match status {
+                levee_catalog::BillingStatus::Enabled => {
+                    types::BillingCommitmentOutputStatus::Enabled
+                }
+                levee_catalog::BillingStatus::Disabled => {
+                    types::BillingCommitmentOutputStatus::Disabled
+                }
+                levee_catalog::BillingStatus::EnabledUntilEarliestAllowedEnd => {
+                    types::BillingCommitmentOutputStatus::EnabledUntilEarliestAllowedEnd
+                }
+            };
+            types::BillingCommitmentOutput {
+                status,
+                started_at: commitment.map(|c| Timestamp(c.started_ms)),
+                ended_at: commitment.and_then(|c| c.ends_ms).map(Timestamp),
+                earliest_allowed_end_at: commitment.map(|c| Timestamp(c.earliest_allowed_end_ms())),
+            }
+        });
+        Ok(encode_response(
+            format,
+            &types::AccountSettingsOutput {
+                minimum_throughput_billing_commitment: Some(out),
+            },
+        ))
     }
 
     /// Runs a resharding command, makes storage match (children created, parents closed), and
@@ -674,6 +1017,12 @@ impl LocalControl {
                     ));
                 }
                 (name, Some(levee_map::ShardId(index)))
+            }
+            (None, None, None) => {
+                // AWS's text for ListShards (recorded in kinesalite's test/listShards.js).
+                return Err(ApiError::invalid_argument(
+                    "Either NextToken or StreamName should be provided.",
+                ));
             }
             (None, n, a) => {
                 let name = self.name(n.as_deref(), a.as_deref())?;
@@ -770,6 +1119,7 @@ impl ControlPlane for LocalControl {
     fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>> {
         let this = LocalControl {
             node: self.node.clone(),
+            at_rest: self.at_rest.clone(),
         };
         Box::pin(async move { this.call(request, format).await })
     }

@@ -221,7 +221,7 @@ fn serve(
                 takeover_guard: Duration::from_millis(cfg.subscription_takeover_ms),
                 ..SubscribeConfig::default()
             },
-        );
+        )?;
         announce(&format!("levee listening on http://{addr}"));
         let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
         let stats = Arc::new(HttpStats::default());
