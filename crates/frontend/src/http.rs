@@ -9,7 +9,8 @@
 //! `UnknownOperationException`; an unknown content type → 403 XML `AccessDeniedException` without
 //! a target, else 404 `<UnknownOperationException/>`; an unknown target → 400
 //! `UnknownOperationException`; no `Authorization` header (nor query signature) → 400
-//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`.
+//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`;
+//! then the signature itself ([`crate::auth`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct HttpConfig {
     pub body_bytes_max: usize,
     pub connections_max: usize,
     pub shutdown_grace_ms: u64,
+    /// Signature verification (or only its shape, in insecure mode): see [`crate::auth`].
+    pub auth: crate::auth::Auth,
 }
 
 impl Default for HttpConfig {
@@ -52,6 +55,7 @@ impl Default for HttpConfig {
             body_bytes_max: REQUEST_BODY_BYTES_MAX,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+            auth: crate::auth::Auth::Insecure,
         }
     }
 }
@@ -186,57 +190,6 @@ fn api_error(format: WireFormat, err: &ApiError) -> (StatusCode, &'static str, V
     )
 }
 
-/// Checks the Authorization header's shape (signatures are not verified yet).
-fn check_auth(req: &Request<Incoming>) -> Result<(), ApiError> {
-    let header = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let query_auth = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("X-Amz-Algorithm=")));
-    match (header, query_auth) {
-        (Some(_), true) => Err(ApiError::new(
-            ErrorKind::InvalidSignature,
-            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.",
-        )),
-        (None, false) => Err(ApiError::new(
-            ErrorKind::MissingAuthenticationToken,
-            "Missing Authentication Token",
-        )),
-        (None, true) => Ok(()),
-        (Some(h), false) => {
-            // `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`: each part present
-            // and non-empty.
-            let has = |name: &str| {
-                h.split([',', ' ']).skip(1).any(|kv| {
-                    kv.trim()
-                        .strip_prefix(name)
-                        .and_then(|rest| rest.strip_prefix('='))
-                        .is_some_and(|v| !v.is_empty())
-                })
-            };
-            let mut msg = String::new();
-            for p in ["Credential", "Signature", "SignedHeaders"] {
-                if !has(p) {
-                    msg.push_str(&format!("Authorization header requires '{p}' parameter. "));
-                }
-            }
-            if !req.headers().contains_key("x-amz-date") && !req.headers().contains_key(hyper::header::DATE) {
-                msg.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
-            }
-            if msg.is_empty() {
-                Ok(())
-            } else {
-                msg.push_str("Authorization=");
-                msg.push_str(h);
-                Err(ApiError::new(ErrorKind::IncompleteSignature, msg))
-            }
-        }
-    }
-}
-
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
@@ -301,7 +254,7 @@ async fn route(
         .unwrap_or("")
         .to_owned();
     let op = Operation::from_target(&target);
-    let auth = check_auth(&req);
+    let auth = cfg.auth.begin(&req);
     let body = match Limited::new(req.into_body(), cfg.body_bytes_max)
         .collect()
         .await
@@ -326,7 +279,7 @@ async fn route(
     if body.is_empty() {
         return api_error(format, &ApiError::new(ErrorKind::Serialization, ""));
     }
-    if let Err(e) = auth {
+    if let Err(e) = auth.and_then(|pending| pending.finish(&body)) {
         return api_error(format, &e);
     }
     let call = Call {

@@ -3,12 +3,15 @@
 //! operations to the control plane. It is stateless apart from its map and never depends on the
 //! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
 //!
+//! - [`auth`]: SigV4 verification (header and query forms), the authentication modes.
+//! - [`limits`]: admission control (in-flight request limit with fast shedding).
 //! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
 //! - [`backend`]: the control-plane and storage interfaces, and the map holder.
 //! - [`service`]: decodes each call and sends it where it belongs.
 
+pub mod auth;
 pub mod backend;
 pub mod dataplane;
 pub mod http;
