@@ -15,5 +15,6 @@ pub mod auth;
 pub mod backend;
 pub mod dataplane;
 pub mod http;
+pub mod limits;
 pub mod iterator;
 pub mod service;
