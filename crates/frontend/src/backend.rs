@@ -89,6 +89,10 @@ pub trait StoragePlane: Send + Sync + 'static {
         max_bytes: u64,
     ) -> BoxFuture<Result<ReadOut, ApiError>>;
     fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>>;
+    /// The shard owner's per-shard throughput limits (`--shard-limits aws`), if it enforces them.
+    fn shard_limits(&self) -> Option<&crate::shard_limits::ShardLimiter> {
+        None
+    }
 }
 
 /// The control plane, as the front-end sees it: control operations are forwarded whole.

@@ -5,6 +5,7 @@
 //!
 //! - [`auth`]: SigV4 verification (header and query forms), the authentication modes.
 //! - [`limits`]: admission control (in-flight request limit with fast shedding).
+//! - [`shard_limits`]: AWS's per-shard throughput limits (token buckets, driven clock in tests).
 //! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
@@ -18,3 +19,4 @@ pub mod http;
 pub mod limits;
 pub mod iterator;
 pub mod service;
+pub mod shard_limits;

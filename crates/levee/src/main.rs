@@ -157,6 +157,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let auth = auth_mode(&cfg, addr)?;
+        if cfg.shard_limits == config::ShardLimits::Aws {
+            let start = std::time::Instant::now();
+            let clock = Arc::new(move || start.elapsed().as_millis() as u64);
+            let _ = storage_adapter::SHARD_LIMITS.set(Arc::new(
+                levee_frontend::shard_limits::ShardLimiter::new(clock),
+            ));
+            tracing::info!("per-shard limits as AWS's (--shard-limits aws)");
+        }
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
         println!("levee listening on http://{addr}");
         let dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?);
