@@ -9,14 +9,20 @@
 //!
 //! Metrics: `levee_requests_in_flight` (gauge), `levee_requests_in_flight_max` (gauge, the
 //! limit), `levee_requests_shed_total{op}` (counter).
+//!
+//! [`ControlRates`] (with `--shard-limits aws`) holds the control operations to AWS's documented
+//! per-account transaction rates ([`control_rate`]), answering `LimitExceededException` with
+//! `Rate exceeded for stream <name> under account <account>.` past them.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use levee_protocol::{ApiError, ErrorKind, Operation};
+use levee_protocol::{ApiError, ErrorKind, Operation, Request};
 use tokio::sync::Semaphore;
 
 use crate::backend::BoxFuture;
 use crate::http::{Call, Dispatch};
+use crate::shard_limits::MillisClock;
 
 /// The text of a shed request's error.
 pub const SHED_MESSAGE: &str = "Rate exceeded";
@@ -85,6 +91,90 @@ impl Dispatch for Shedding {
     }
 }
 
+/// AWS's per-account rate (transactions per second) of a control operation, if it has one.
+pub fn control_rate(op: Operation) -> Option<u32> {
+    use Operation::*;
+    Some(match op {
+        DescribeStream => 10,
+        DescribeStreamSummary | DescribeStreamConsumer => 20,
+        ListStreams | CreateStream | DeleteStream | MergeShards | SplitShard
+        | AddTagsToStream | RemoveTagsFromStream | ListTagsForStream
+        | IncreaseStreamRetentionPeriod | DecreaseStreamRetentionPeriod
+        | RegisterStreamConsumer | DeregisterStreamConsumer | ListStreamConsumers
+        | EnableEnhancedMonitoring | DisableEnhancedMonitoring => 5,
+        ListShards => 1000,
+        DescribeLimits => 1,
+        _ => return None,
+    })
+}
+
+/// The stream a control request names, for the throttling message.
+fn stream_of(call: &Call) -> Option<String> {
+    let r = levee_protocol::decode_request(call.op, call.format, &call.body).ok()?;
+    match r {
+        Request::DescribeStream(r) => r.stream_name,
+        Request::DescribeStreamSummary(r) => r.stream_name,
+        Request::CreateStream(r) => Some(r.stream_name),
+        Request::DeleteStream(r) => r.stream_name,
+        Request::ListShards(r) => r.stream_name,
+        _ => None,
+    }
+}
+
+/// A [`Dispatch`] that holds control operations to [`control_rate`] per account (one account
+/// per process here): one token bucket per operation, holding one second of its rate.
+pub struct ControlRates {
+    inner: Arc<dyn Dispatch>,
+    account: String,
+    clock: MillisClock,
+    /// Operation → (tokens, last refill in ms). Bounded by the number of operations.
+    buckets: Mutex<HashMap<Operation, (f64, u64)>>,
+}
+
+impl ControlRates {
+    pub fn new(inner: Arc<dyn Dispatch>, account: impl Into<String>, clock: MillisClock) -> Self {
+        ControlRates {
+            inner,
+            account: account.into(),
+            clock,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn admit(&self, op: Operation) -> bool {
+        let Some(rate) = control_rate(op) else {
+            return true;
+        };
+        let rate = f64::from(rate);
+        let now = (self.clock)();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (tokens, at) = b.entry(op).or_insert((rate, now));
+        *tokens = (*tokens + now.saturating_sub(*at) as f64 * rate / 1000.0).min(rate);
+        *at = (*at).max(now);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Dispatch for ControlRates {
+    fn dispatch(&self, call: Call) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        if self.admit(call.op) {
+            return self.inner.dispatch(call);
+        }
+        metrics::counter!("levee_control_throttled_total", "op" => call.op.name()).increment(1);
+        let message = match stream_of(&call) {
+            Some(s) => format!("Rate exceeded for stream {s} under account {}.", self.account),
+            None => format!("Rate exceeded for account {}.", self.account),
+        };
+        let err = ApiError::new(ErrorKind::LimitExceeded, message);
+        Box::pin(async move { Err(err) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -135,5 +225,49 @@ mod tests {
         b.await.unwrap().unwrap();
         assert_eq!(s.in_flight(), 0);
         s.dispatch(call(Operation::PutRecord)).await.unwrap();
+    }
+
+    struct Ok200;
+
+    impl Dispatch for Ok200 {
+        fn dispatch(&self, _call: Call) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+            Box::pin(async { Ok(b"{}".to_vec()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn describe_stream_is_held_to_10_per_second_per_account() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let now = Arc::new(AtomicU64::new(0));
+        let n = now.clone();
+        let c = ControlRates::new(
+            Arc::new(Ok200),
+            "111122223333",
+            Arc::new(move || n.load(Ordering::Relaxed)),
+        );
+        let describe = || Call {
+            body: Bytes::from_static(br#"{"StreamName":"s1"}"#),
+            ..call(Operation::DescribeStream)
+        };
+        for _ in 0..10 {
+            c.dispatch(describe()).await.unwrap();
+        }
+        let e = c.dispatch(describe()).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::LimitExceeded);
+        assert_eq!(e.message, "Rate exceeded for stream s1 under account 111122223333.");
+        // Other operations have their own budget; data operations have none here.
+        c.dispatch(call(Operation::ListStreams)).await.unwrap();
+        for _ in 0..100 {
+            c.dispatch(call(Operation::PutRecord)).await.unwrap();
+        }
+        // Over 10 s of a steady 20/s offered, 10/s are admitted.
+        let mut admitted = 0;
+        for _ in 0..200 {
+            now.fetch_add(50, Ordering::Relaxed);
+            if c.dispatch(describe()).await.is_ok() {
+                admitted += 1;
+            }
+        }
+        assert!((95..=105).contains(&admitted), "{admitted}");
     }
 }

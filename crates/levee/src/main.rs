@@ -157,17 +157,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let auth = auth_mode(&cfg, addr)?;
+        let start = std::time::Instant::now();
+        let clock: levee_frontend::shard_limits::MillisClock =
+            Arc::new(move || start.elapsed().as_millis() as u64);
         if cfg.shard_limits == config::ShardLimits::Aws {
-            let start = std::time::Instant::now();
-            let clock = Arc::new(move || start.elapsed().as_millis() as u64);
             let _ = storage_adapter::SHARD_LIMITS.set(Arc::new(
-                levee_frontend::shard_limits::ShardLimiter::new(clock),
+                levee_frontend::shard_limits::ShardLimiter::new(clock.clone()),
             ));
-            tracing::info!("per-shard limits as AWS's (--shard-limits aws)");
+            tracing::info!("shard and control-plane limits as AWS's (--shard-limits aws)");
         }
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
         println!("levee listening on http://{addr}");
-        let dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?);
+        let mut dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?);
+        if cfg.shard_limits == config::ShardLimits::Aws {
+            dispatch = Arc::new(levee_frontend::limits::ControlRates::new(
+                dispatch,
+                cfg.account_id.clone(),
+                clock,
+            ));
+        }
         let dispatch = Arc::new(levee_frontend::limits::Shedding::new(
             dispatch,
             cfg.requests_in_flight_max,

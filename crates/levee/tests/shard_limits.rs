@@ -1,6 +1,7 @@
 //! `--shard-limits aws` through the SDK: a PutRecords past 1,000 records/s on one shard fails
 //! only its excess records, each with AWS's ProvisionedThroughputExceeded text, while the others
-//! succeed; GetRecords past 5 calls/s is refused with the same error. (The admitted rates against
+//! succeed; GetRecords past 5 calls/s is refused with the same error; DescribeStream past 10/s
+//! per account gets LimitExceededException. (The admitted rates against
 //! a driven clock are tested in `levee_frontend::shard_limits`.)
 
 mod common;
@@ -111,5 +112,31 @@ async fn one_shard_past_its_limits() {
     );
     if elapsed_ms < 1000 {
         assert!(throttled > 0);
+    }
+
+    // Control plane: DescribeStream at most 10 per second per account (no SDK retries here).
+    let no_retry = aws_sdk_kinesis::Client::from_conf(
+        client
+            .config()
+            .to_builder()
+            .retry_config(aws_sdk_kinesis::config::retry::RetryConfig::disabled())
+            .build(),
+    );
+    let t = Instant::now();
+    let mut limited = 0;
+    for _ in 0..15 {
+        if let Err(e) = no_retry.describe_stream().stream_name("limited").send().await {
+            assert_eq!(e.code(), Some("LimitExceededException"));
+            assert_eq!(
+                e.message(),
+                Some("Rate exceeded for stream limited under account 000000000000.")
+            );
+            limited += 1;
+        }
+    }
+    let elapsed_ms = t.elapsed().as_millis() as usize;
+    assert!(15 - limited <= 10 + elapsed_ms / 100 + 1, "{limited} limited in {elapsed_ms} ms");
+    if elapsed_ms < 400 {
+        assert!(limited > 0);
     }
 }
