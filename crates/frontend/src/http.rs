@@ -1,7 +1,8 @@
 //! The HTTP layer: one listener serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c, as the
 //! Java SDK's async client speaks on `http://`) on the same port, the checks AWS makes before an
 //! operation runs (method, content type, target, authentication header shape), request ids, and
-//! a bounded number of connections. It hands each well-formed call to a [`Dispatch`].
+//! a bounded number of connections, and read timeouts for a request's head and body. It hands
+//! each well-formed call to a [`Dispatch`].
 //!
 //! Order of the pre-dispatch checks and their answers follow AWS as recorded by kinesalite's
 //! tests: a body over the limit → 413; a method other than POST → 403 XML
@@ -38,6 +39,10 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 16 << 20;
 pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 /// How long graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// How long a client may take to send a request's head (HTTP/1.1; slowloris defence).
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// How long a client may take to send a request's body.
+pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -47,6 +52,8 @@ pub struct HttpConfig {
     pub shutdown_grace_ms: u64,
     /// Signature verification (or only its shape, in insecure mode): see [`crate::auth`].
     pub auth: crate::auth::Auth,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +63,8 @@ impl Default for HttpConfig {
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
             auth: crate::auth::Auth::Insecure,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: BODY_READ_TIMEOUT_MS,
         }
     }
 }
@@ -127,7 +136,12 @@ pub async fn serve(
             let cfg = cfg2.clone();
             async move { Ok::<_, Infallible>(handle(req, peer, &cfg, &*dispatch, &stats).await) }
         });
-        let conn = auto::Builder::new(TokioExecutor::new())
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms));
+        let conn = builder
             .serve_connection(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
@@ -255,12 +269,15 @@ async fn route(
         .to_owned();
     let op = Operation::from_target(&target);
     let auth = cfg.auth.begin(&req);
-    let body = match Limited::new(req.into_body(), cfg.body_bytes_max)
-        .collect()
-        .await
+    let body = match tokio::time::timeout(
+        Duration::from_millis(cfg.body_read_timeout_ms),
+        Limited::new(req.into_body(), cfg.body_bytes_max).collect(),
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()),
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()),
+        Err(_) => return (StatusCode::REQUEST_TIMEOUT, "text/plain", Vec::new()),
     };
     let Some(format) = format else {
         if !target.contains('.') || target.ends_with('.') || target.starts_with('.') {
