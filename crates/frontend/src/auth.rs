@@ -104,6 +104,9 @@ impl fmt::Debug for Auth {
     }
 }
 
+/// A derived signing key and the secret it came from (a reloaded secret misses).
+type CachedKey = (Arc<Secret>, [u8; 32]);
+
 /// Verifies signatures against a [`CredentialSource`] for one region.
 pub struct Verifier {
     creds: Arc<dyn CredentialSource>,
@@ -111,7 +114,7 @@ pub struct Verifier {
     /// Always [`SERVICE`] outside unit tests (the AWS test-suite vectors sign for `service`).
     service: &'static str,
     clock: Clock,
-    cache: Mutex<lru::LruCache<(String, String), (Arc<Secret>, [u8; 32])>>,
+    cache: Mutex<lru::LruCache<(String, String), CachedKey>>,
 }
 
 impl Verifier {
@@ -179,7 +182,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -230,7 +233,11 @@ impl Pending {
         let mut mac = HmacSha256::new_from_slice(&key).expect("HMAC takes any key length");
         mac.update(string_to_sign.as_bytes());
         if mac.verify_slice(&s.signature).is_err() {
-            return Err(fail(ErrorKind::InvalidSignature, "mismatch", SIGNATURE_MISMATCH));
+            return Err(fail(
+                ErrorKind::InvalidSignature,
+                "mismatch",
+                SIGNATURE_MISMATCH,
+            ));
         }
         Ok(Some(Caller {
             key_id: s.key_id,
@@ -488,12 +495,7 @@ fn verify_head<B>(
             "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.",
         ));
     }
-    check_window(
-        (verifier.clock)(),
-        when,
-        &amz_date,
-        p.expires.as_deref(),
-    )?;
+    check_window((verifier.clock)(), when, &amz_date, p.expires.as_deref())?;
     let Some(secret) = verifier.creds.lookup(key_id) else {
         return Err(fail(
             ErrorKind::UnrecognizedClient,
@@ -598,7 +600,10 @@ fn check_window(
         ));
     }
     if let Some(e) = expires {
-        let secs = e.parse::<u64>().ok().filter(|s| *s <= PRESIGNED_EXPIRES_MAX_SECS);
+        let secs = e
+            .parse::<u64>()
+            .ok()
+            .filter(|s| *s <= PRESIGNED_EXPIRES_MAX_SECS);
         let Some(secs) = secs else {
             return Err(fail(
                 ErrorKind::IncompleteSignature,
@@ -677,7 +682,15 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let mp = (5 * doy + 2) / 153;
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { yoe + era * 400 + 1 } else { yoe + era * 400 }, m, d)
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 /// RFC 3986 unreserved characters stay; every other byte becomes `%XX` (upper-case hex).

@@ -192,7 +192,11 @@ fn sdk_signed_requests_verify_in_both_forms() {
     clock.store(NOW + 1000, Ordering::Relaxed);
     let e = err(check(&verifier(clock), &q, BODY));
     assert_eq!(e.kind, ErrorKind::InvalidSignature);
-    assert!(e.message.starts_with("Signature expired: "), "{}", e.message);
+    assert!(
+        e.message.starts_with("Signature expired: "),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -211,8 +215,15 @@ fn wrong_secret_tampered_body_and_unknown_key() {
     assert_eq!(e.kind, ErrorKind::InvalidSignature);
     assert_eq!(e.message, SIGNATURE_MISMATCH);
 
-    let e = err(check(&auth, &signed(BODY), br#"{"StreamName":"t","ShardCount":1}"#));
-    assert_eq!((e.kind, e.message.as_str()), (ErrorKind::InvalidSignature, SIGNATURE_MISMATCH));
+    let e = err(check(
+        &auth,
+        &signed(BODY),
+        br#"{"StreamName":"t","ShardCount":1}"#,
+    ));
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::InvalidSignature, SIGNATURE_MISMATCH)
+    );
 
     let mut unknown = signed(BODY);
     let h = unknown.headers()["authorization"]
@@ -291,8 +302,10 @@ fn missing_and_incomplete_signatures() {
     assert_eq!(e.message, "Missing Authentication Token");
 
     let mut r = unsigned(BODY);
-    r.headers_mut()
-        .insert("authorization", "AWS4-HMAC-SHA256 Signature=abc".parse().unwrap());
+    r.headers_mut().insert(
+        "authorization",
+        "AWS4-HMAC-SHA256 Signature=abc".parse().unwrap(),
+    );
     let e = err(check(&auth, &r, BODY));
     assert_eq!(e.kind, ErrorKind::IncompleteSignature);
     assert_eq!(e.message, "Authorization header requires 'Credential' parameter. Authorization header requires 'SignedHeaders' parameter. Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. Authorization=AWS4-HMAC-SHA256 Signature=abc");
@@ -314,7 +327,11 @@ fn missing_and_incomplete_signatures() {
         .replace(";host;", ";");
     r.headers_mut().insert("authorization", h.parse().unwrap());
     let e = err(check(&auth, &r, BODY));
-    assert!(e.message.starts_with("'Host' or ':authority' must be"), "{}", e.message);
+    assert!(
+        e.message.starts_with("'Host' or ':authority' must be"),
+        "{}",
+        e.message
+    );
 
     // Insecure mode checks only the shape.
     let mut wrong = signed(BODY);
@@ -339,7 +356,12 @@ fn amz_dates_round_trip() {
     for s in ["19700101T000000Z", "20240229T235959Z", "20991231T120000Z"] {
         assert_eq!(format_amz_date(parse_amz_date(s).unwrap()), s);
     }
-    for s in ["2024-01-01T00:00:00Z", "20241301T000000Z", "20240101T000000", ""] {
+    for s in [
+        "2024-01-01T00:00:00Z",
+        "20241301T000000Z",
+        "20240101T000000",
+        "",
+    ] {
         assert!(parse_amz_date(s).is_none(), "{s}");
     }
 }

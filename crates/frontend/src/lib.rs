@@ -16,7 +16,7 @@ pub mod auth;
 pub mod backend;
 pub mod dataplane;
 pub mod http;
-pub mod limits;
 pub mod iterator;
+pub mod limits;
 pub mod service;
 pub mod shard_limits;

@@ -97,11 +97,21 @@ pub fn control_rate(op: Operation) -> Option<u32> {
     Some(match op {
         DescribeStream => 10,
         DescribeStreamSummary | DescribeStreamConsumer => 20,
-        ListStreams | CreateStream | DeleteStream | MergeShards | SplitShard
-        | AddTagsToStream | RemoveTagsFromStream | ListTagsForStream
-        | IncreaseStreamRetentionPeriod | DecreaseStreamRetentionPeriod
-        | RegisterStreamConsumer | DeregisterStreamConsumer | ListStreamConsumers
-        | EnableEnhancedMonitoring | DisableEnhancedMonitoring => 5,
+        ListStreams
+        | CreateStream
+        | DeleteStream
+        | MergeShards
+        | SplitShard
+        | AddTagsToStream
+        | RemoveTagsFromStream
+        | ListTagsForStream
+        | IncreaseStreamRetentionPeriod
+        | DecreaseStreamRetentionPeriod
+        | RegisterStreamConsumer
+        | DeregisterStreamConsumer
+        | ListStreamConsumers
+        | EnableEnhancedMonitoring
+        | DisableEnhancedMonitoring => 5,
         ListShards => 1000,
         DescribeLimits => 1,
         _ => return None,
@@ -167,7 +177,10 @@ impl Dispatch for ControlRates {
         }
         metrics::counter!("levee_control_throttled_total", "op" => call.op.name()).increment(1);
         let message = match stream_of(&call) {
-            Some(s) => format!("Rate exceeded for stream {s} under account {}.", self.account),
+            Some(s) => format!(
+                "Rate exceeded for stream {s} under account {}.",
+                self.account
+            ),
             None => format!("Rate exceeded for account {}.", self.account),
         };
         let err = ApiError::new(ErrorKind::LimitExceeded, message);
@@ -218,7 +231,10 @@ mod tests {
         assert!(t.elapsed() < Duration::from_millis(50));
         assert_eq!(e.kind, ErrorKind::ProvisionedThroughputExceeded);
         assert_eq!(e.message, "Rate exceeded");
-        let e = s.dispatch(call(Operation::DescribeStream)).await.unwrap_err();
+        let e = s
+            .dispatch(call(Operation::DescribeStream))
+            .await
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::LimitExceeded);
         gate.add_permits(1);
         a.await.unwrap().unwrap();
@@ -254,7 +270,10 @@ mod tests {
         }
         let e = c.dispatch(describe()).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::LimitExceeded);
-        assert_eq!(e.message, "Rate exceeded for stream s1 under account 111122223333.");
+        assert_eq!(
+            e.message,
+            "Rate exceeded for stream s1 under account 111122223333."
+        );
         // Other operations have their own budget; data operations have none here.
         c.dispatch(call(Operation::ListStreams)).await.unwrap();
         for _ in 0..100 {

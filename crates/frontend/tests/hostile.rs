@@ -107,7 +107,8 @@ fn slow_heads_and_bodies_are_timed_out() {
     let (_rt, addr) = start();
     // A head that never ends.
     let mut s = connect(addr);
-    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Tar").unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Tar")
+        .unwrap();
     let t = Instant::now();
     read_all(&mut s);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
@@ -117,7 +118,11 @@ fn slow_heads_and_bodies_are_timed_out() {
     let t = Instant::now();
     let resp = read_all(&mut s);
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    assert!(resp.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&resp));
+    assert!(
+        resp.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&resp)
+    );
     healthy(addr);
 }
 
@@ -149,7 +154,11 @@ fn check_answer(status: u16, body: &[u8], cbor: bool) {
                 .ok()
                 .is_some_and(|v| v["__type"].is_string())
         };
-        assert!(ok, "malformed error body {:?}", String::from_utf8_lossy(body));
+        assert!(
+            ok,
+            "malformed error body {:?}",
+            String::from_utf8_lossy(body)
+        );
     }
 }
 

@@ -372,7 +372,11 @@ mod tests {
         let (b, secret_b) = create(dir.path(), &key, "111122223333", "bob").unwrap();
         assert_eq!(a.id.len(), 20);
         assert_eq!(secret_a.len(), 40);
-        let ids: Vec<_> = list(dir.path()).unwrap().into_iter().map(|e| e.id).collect();
+        let ids: Vec<_> = list(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
         assert_eq!(ids, vec![a.id.clone(), b.id.clone()]);
         // No file in the data directory holds a secret in clear.
         for f in std::fs::read_dir(dir.path()).unwrap() {
@@ -407,6 +411,9 @@ mod tests {
         body.credentials[1].sealed_secret = s0;
         write(dir.path(), &body).unwrap();
         let err = Store::open(dir.path(), &key_file).err().unwrap();
-        assert!(format!("{err:#}").contains("cannot open its secret"), "{err:#}");
+        assert!(
+            format!("{err:#}").contains("cannot open its secret"),
+            "{err:#}"
+        );
     }
 }

@@ -217,12 +217,17 @@ fn auth_mode(cfg: &ServeConfig, addr: SocketAddr) -> anyhow::Result<levee_fronte
     Ok(match mode {
         AuthMode::Verify => {
             let store = credentials::Store::open(&cfg.data_dir, &cfg.master_key_file)?;
-            tracing::info!(credentials = store.len(), "verifying request signatures (SigV4)");
+            tracing::info!(
+                credentials = store.len(),
+                "verifying request signatures (SigV4)"
+            );
             store.watch();
             Auth::Verify(Arc::new(Verifier::new(store, cfg.region.clone())))
         }
         AuthMode::Insecure => {
-            tracing::warn!("authentication is off: request signatures are not verified (--auth insecure)");
+            tracing::warn!(
+                "authentication is off: request signatures are not verified (--auth insecure)"
+            );
             println!("levee: authentication off (--auth insecure): signatures are not verified");
             Auth::Insecure
         }

@@ -207,7 +207,10 @@ async fn sdk_with_valid_credentials_works_and_bad_ones_get_aws_errors() {
     let wrong_secret = sdk(ep, &s.key.id, "not-the-secret", "us-east-1");
     assert_eq!(
         list_streams_err(&wrong_secret).await,
-        ("InvalidSignatureException".into(), SIGNATURE_MISMATCH.into())
+        (
+            "InvalidSignatureException".into(),
+            SIGNATURE_MISMATCH.into()
+        )
     );
     let unknown = sdk(ep, "AKIAUNKNOWNUNKNOWN00", &s.key.secret, "us-east-1");
     assert_eq!(
@@ -253,9 +256,13 @@ async fn raw_requests_broken_one_way_each() {
     // Tampered body.
     let mut req = signed_request(ep, &s.key.id, body, &ok);
     *req.body_mut() = Bytes::from_static(br#"{"Limit":1}"#);
-    req.headers_mut().insert("content-length", "11".parse().unwrap());
+    req.headers_mut()
+        .insert("content-length", "11".parse().unwrap());
     let (status, v) = send(&addr, req).await;
-    assert_eq!((status, error_of(&v)), (400, ("InvalidSignatureException", SIGNATURE_MISMATCH)));
+    assert_eq!(
+        (status, error_of(&v)),
+        (400, ("InvalidSignatureException", SIGNATURE_MISMATCH))
+    );
 
     // Wrong service in the scope.
     let svc = Signing {
@@ -280,7 +287,10 @@ async fn raw_requests_broken_one_way_each() {
     let (_, v) = send(&addr, signed_request(ep, &s.key.id, body, &old)).await;
     let (t, m) = error_of(&v);
     assert_eq!(t, "InvalidSignatureException");
-    assert!(m.starts_with("Signature expired: ") && m.ends_with(" - 5 min.)"), "{m}");
+    assert!(
+        m.starts_with("Signature expired: ") && m.ends_with(" - 5 min.)"),
+        "{m}"
+    );
 
     // Ten minutes ahead: not yet current.
     let ahead = Signing {
@@ -298,14 +308,18 @@ async fn raw_requests_broken_one_way_each() {
     let (_, v) = send(&addr, req).await;
     assert_eq!(
         error_of(&v),
-        ("MissingAuthenticationTokenException", "Missing Authentication Token")
+        (
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token"
+        )
     );
 
     // Signed over HTTP/2 (no Host header; the authority stands in).
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-        .await
-        .unwrap();
+    let (mut h2, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let mut req = signed_request(ep, &s.key.id, body, &ok);
     req.headers_mut().remove("host");
@@ -324,8 +338,14 @@ async fn revoked_and_new_keys_take_effect_on_a_running_server() {
     let data_dir = s.server.dir.as_ref().unwrap().path().to_owned();
     let ep = &s.server.endpoint;
     let listed = credentials_cli(&data_dir, &s.master_key, &["list"]);
-    assert!(listed.contains(&s.key.id) && listed.contains("tester"), "{listed}");
-    assert!(!listed.contains(&s.key.secret), "list must not show secrets");
+    assert!(
+        listed.contains(&s.key.id) && listed.contains("tester"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains(&s.key.secret),
+        "list must not show secrets"
+    );
 
     // A key created while the server runs is accepted soon (a reload on the unknown id, at most
     // every 250 ms, or the 1 s poll).
@@ -357,7 +377,10 @@ async fn revoked_and_new_keys_take_effect_on_a_running_server() {
     }
     c2.list_streams().send().await.unwrap();
     let listed = credentials_cli(&data_dir, &s.master_key, &["list"]);
-    assert!(!listed.contains(&s.key.id) && listed.contains(&second.id), "{listed}");
+    assert!(
+        !listed.contains(&s.key.id) && listed.contains(&second.id),
+        "{listed}"
+    );
 }
 
 /// Runs `levee serve` with `args` until it prints its listening line or exits; returns
@@ -412,7 +435,12 @@ fn auth_mode_start_up_rules() {
     let mk = keydir.path().join("master.key");
     create_key(dir.path(), &mk, "x");
     let (up, out) = try_serve(
-        &["--listen", "0.0.0.0:0", "--master-key-file", mk.to_str().unwrap()],
+        &[
+            "--listen",
+            "0.0.0.0:0",
+            "--master-key-file",
+            mk.to_str().unwrap(),
+        ],
         dir.path(),
     );
     assert!(up, "{out}");

@@ -31,7 +31,8 @@ fn post(addr: &str, target: &str, cbor: bool, body: &[u8]) -> (u16, Vec<u8>) {
     s.write_all(head.as_bytes()).unwrap();
     s.write_all(body).unwrap();
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).expect("the server answers and closes");
+    s.read_to_end(&mut resp)
+        .expect("the server answers and closes");
     let text = String::from_utf8_lossy(&resp);
     let status = text
         .split(' ')

@@ -94,7 +94,10 @@ async fn flood_past_the_in_flight_limit_is_shed_fast_and_the_server_stays_health
         }
     }
     assert!(ok >= 2, "admitted calls succeed: {ok}");
-    assert!(!shed.is_empty(), "a flood of 32 past a limit of 2 must shed");
+    assert!(
+        !shed.is_empty(),
+        "a flood of 32 past a limit of 2 must shed"
+    );
     shed.sort();
     let median = shed[shed.len() / 2];
     println!(
@@ -104,7 +107,10 @@ async fn flood_past_the_in_flight_limit_is_shed_fast_and_the_server_stays_health
     );
     // Shed answers do no work: the median client-observed time (connection and a 2 KiB body
     // upload included, debug build, shared CI cores) stays well under the 50 ms target.
-    assert!(median < Duration::from_millis(50), "median shed answer {median:?}");
+    assert!(
+        median < Duration::from_millis(50),
+        "median shed answer {median:?}"
+    );
     // Healthy afterwards: normal requests succeed.
     for _ in 0..10 {
         client

@@ -27,10 +27,7 @@ fn entries(n: usize) -> Vec<PutRecordsRequestEntry> {
 
 #[tokio::test]
 async fn one_shard_past_its_limits() {
-    let server = Server::start_with(
-        tempfile::tempdir().unwrap(),
-        &["--shard-limits", "aws"],
-    );
+    let server = Server::start_with(tempfile::tempdir().unwrap(), &["--shard-limits", "aws"]);
     let client = server.client();
     client
         .create_stream()
@@ -68,14 +65,25 @@ async fn one_shard_past_its_limits() {
         }
         assert_eq!(
             out.failed_record_count(),
-            Some(out.records().iter().filter(|r| r.error_code().is_some()).count() as i32)
+            Some(
+                out.records()
+                    .iter()
+                    .filter(|r| r.error_code().is_some())
+                    .count() as i32
+            )
         );
     }
     let elapsed_ms = t.elapsed().as_millis() as usize;
     println!("shard limits: {ok} admitted, {failed} throttled in {elapsed_ms} ms");
     // One second of burst plus one record per millisecond elapsed, no more.
-    assert!(ok >= 1000 && ok <= 1000 + elapsed_ms + 1, "{ok} admitted in {elapsed_ms} ms");
-    assert!(failed > 0, "1,500 records within {elapsed_ms} ms must throttle some");
+    assert!(
+        ok >= 1000 && ok <= 1000 + elapsed_ms + 1,
+        "{ok} admitted in {elapsed_ms} ms"
+    );
+    assert!(
+        failed > 0,
+        "1,500 records within {elapsed_ms} ms must throttle some"
+    );
 
     // GetRecords: 5 calls per second.
     let it = client
@@ -125,7 +133,12 @@ async fn one_shard_past_its_limits() {
     let t = Instant::now();
     let mut limited = 0;
     for _ in 0..15 {
-        if let Err(e) = no_retry.describe_stream().stream_name("limited").send().await {
+        if let Err(e) = no_retry
+            .describe_stream()
+            .stream_name("limited")
+            .send()
+            .await
+        {
             assert_eq!(e.code(), Some("LimitExceededException"));
             assert_eq!(
                 e.message(),
@@ -135,7 +148,10 @@ async fn one_shard_past_its_limits() {
         }
     }
     let elapsed_ms = t.elapsed().as_millis() as usize;
-    assert!(15 - limited <= 10 + elapsed_ms / 100 + 1, "{limited} limited in {elapsed_ms} ms");
+    assert!(
+        15 - limited <= 10 + elapsed_ms / 100 + 1,
+        "{limited} limited in {elapsed_ms} ms"
+    );
     if elapsed_ms < 400 {
         assert!(limited > 0);
     }
