@@ -472,6 +472,13 @@ impl DataPlane {
             return Err(missing_shard());
         }
         let shard = stream.shard(id).ok_or_else(missing_shard)?.clone();
+        if self
+            .storage
+            .shard_limits()
+            .is_some_and(|l| !l.admit_get_shard_iterator(shard.uid))
+        {
+            return Err(self.throttled(&shard, stream_name));
+        }
         let now = (self.now_ms)();
         let mixed = |with: bool| {
             ApiError::new(

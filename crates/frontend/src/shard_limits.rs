@@ -7,7 +7,8 @@
 //! - reads: [`READ_CALLS_PER_SEC`] GetRecords calls, and [`READ_BYTES_PER_SEC`] charged *after*
 //!   a read with what it returned; the byte bucket holds no credit, only debt, and calls are
 //!   refused until the debt is repaid — so a 10 MiB answer is followed by 5 s of refusals (AWS's
-//!   "10 MiB then wait 5 seconds" rule) while small reads flow at up to 2 MiB/s.
+//!   "10 MiB then wait 5 seconds" rule) while small reads flow at up to 2 MiB/s;
+//! - GetShardIterator: [`ITERATOR_CALLS_PER_SEC`] calls.
 //!
 //! Time comes from a [`MillisClock`] so tests drive it by hand. The buckets of at most
 //! [`SHARDS_TRACKED_MAX`] shards are kept (least recently used dropped; a dropped shard starts
@@ -24,6 +25,8 @@ pub const WRITE_RECORDS_PER_SEC: f64 = 1000.0;
 pub const READ_BYTES_PER_SEC: f64 = (2 << 20) as f64;
 /// GetRecords calls per second on one shard.
 pub const READ_CALLS_PER_SEC: f64 = 5.0;
+/// GetShardIterator calls per second on one shard.
+pub const ITERATOR_CALLS_PER_SEC: f64 = 5.0;
 /// Shards whose buckets are kept.
 pub const SHARDS_TRACKED_MAX: usize = 100_000;
 
@@ -63,6 +66,7 @@ struct ShardBuckets {
     write_records: Bucket,
     read_calls: Bucket,
     read_bytes: Bucket,
+    iterator_calls: Bucket,
 }
 
 impl ShardBuckets {
@@ -73,6 +77,7 @@ impl ShardBuckets {
             read_calls: Bucket::new(READ_CALLS_PER_SEC, READ_CALLS_PER_SEC, now),
             // No credit, only debt: what a read returned is repaid at 2 MiB/s before the next.
             read_bytes: Bucket::new(READ_BYTES_PER_SEC, 0.0, now),
+            iterator_calls: Bucket::new(ITERATOR_CALLS_PER_SEC, ITERATOR_CALLS_PER_SEC, now),
         }
     }
 }
@@ -141,6 +146,24 @@ impl ShardLimiter {
         });
         if !ok {
             metrics::counter!("levee_shard_throttled_total", "direction" => "read").increment(1);
+        }
+        ok
+    }
+
+    /// Admits one GetShardIterator call on the shard, or refuses it.
+    pub fn admit_get_shard_iterator(&self, shard_uid: u64) -> bool {
+        let ok = self.with(shard_uid, |b, now| {
+            b.iterator_calls.refill(now);
+            if b.iterator_calls.tokens >= 1.0 {
+                b.iterator_calls.tokens -= 1.0;
+                true
+            } else {
+                false
+            }
+        });
+        if !ok {
+            metrics::counter!("levee_shard_throttled_total", "direction" => "iterator")
+                .increment(1);
         }
         ok
     }
@@ -239,5 +262,17 @@ mod tests {
         }
         let waited = now.load(Ordering::Relaxed) - start;
         assert!((4900..=5100).contains(&waited), "waited {waited} ms");
+    }
+
+    #[test]
+    fn get_shard_iterator_5_per_second() {
+        let (l, now) = limiter();
+        for _ in 0..5 {
+            assert!(l.admit_get_shard_iterator(3));
+        }
+        assert!(!l.admit_get_shard_iterator(3));
+        now.fetch_add(200, Ordering::Relaxed);
+        assert!(l.admit_get_shard_iterator(3));
+        assert!(!l.admit_get_shard_iterator(3));
     }
 }
