@@ -98,6 +98,10 @@ pub trait StoragePlane: Send + Sync + 'static {
     /// SubscribeToShard push instead of polling. (A shard's close reaches subscribers as a new
     /// shard map, through [`MapHolder::watch`].)
     fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()>;
+    /// The shard owner's per-shard throughput limits (`--shard-limits aws`), if it enforces them.
+    fn shard_limits(&self) -> Option<&crate::shard_limits::ShardLimiter> {
+        None
+    }
 }
 
 /// Per-shard "something was appended" signals, kept only for shards someone is watching.

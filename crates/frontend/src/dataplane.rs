@@ -367,6 +367,9 @@ impl DataPlane {
             // storage closes the parent, so a stale route resolves on the next attempt.
             let stream = self.live_stream(stream_name)?;
             let shard = stream.route(key).ok_or_else(ApiError::internal_failure)?;
+            if attempt == 0 && !self.admit_write(shard, record.0.len() + record.1.len()) {
+                return Err(self.throttled(shard, stream_name));
+            }
             match self.storage.append(shard, vec![record.clone()]).await {
                 Ok(ack) => {
                     return Ok(Placed {
@@ -395,16 +398,28 @@ impl DataPlane {
 
     fn rename_throttle(&self, e: ApiError, shard: &ShardRoute, stream: &str) -> ApiError {
         if e.kind == ErrorKind::ProvisionedThroughputExceeded {
-            ApiError::new(
-                ErrorKind::ProvisionedThroughputExceeded,
-                format!(
-                    "Rate exceeded for shard {} in stream {stream} under account {}.",
-                    shard.shard_id, self.identity.account_id
-                ),
-            )
+            self.throttled(shard, stream)
         } else {
             e
         }
+    }
+
+    /// AWS's ProvisionedThroughputExceeded for one shard.
+    fn throttled(&self, shard: &ShardRoute, stream: &str) -> ApiError {
+        ApiError::new(
+            ErrorKind::ProvisionedThroughputExceeded,
+            format!(
+                "Rate exceeded for shard {} in stream {stream} under account {}.",
+                shard.shard_id, self.identity.account_id
+            ),
+        )
+    }
+
+    /// Whether the shard's owner admits one record of `bytes` (always, without shard limits).
+    fn admit_write(&self, shard: &ShardRoute, bytes: usize) -> bool {
+        self.storage
+            .shard_limits()
+            .is_none_or(|l| l.admit_write(shard.uid, bytes))
     }
 
     /// Writes each shard's entries with one append per shard, concurrently; failures are per
@@ -463,6 +478,16 @@ impl DataPlane {
                     continue;
                 };
                 let shard = stream.route(*key).ok_or_else(ApiError::internal_failure)?;
+                // Shard limits admit or throttle each record on its own (once, not on re-routes).
+                if attempt == 0 && !self.admit_write(shard, item.0.len() + item.1.len()) {
+                    if let Some(slot) = out.get_mut(i) {
+                        *slot = Some(Err(EntryFailure {
+                            error_code: "ProvisionedThroughputExceededException".into(),
+                            error_message: self.throttled(shard, stream_name).message,
+                        }));
+                    }
+                    continue;
+                }
                 match groups.iter_mut().find(|g| g.0.shard_id == shard.shard_id) {
                     Some(g) => {
                         g.1.push(i);
@@ -592,6 +617,13 @@ impl DataPlane {
             return Err(missing_shard());
         }
         let shard = stream.shard(id).ok_or_else(missing_shard)?.clone();
+        if self
+            .storage
+            .shard_limits()
+            .is_some_and(|l| !l.admit_get_shard_iterator(shard.uid))
+        {
+            return Err(self.throttled(&shard, stream_name));
+        }
         let now = (self.now_ms)();
         let mixed = |with: bool| {
             ApiError::new(
@@ -703,10 +735,22 @@ impl DataPlane {
         let max_records = limit
             .map_or(GET_RECORDS_RECORDS_MAX, |l| l as usize)
             .min(GET_RECORDS_RECORDS_MAX);
+        let limits = self.storage.shard_limits();
+        if limits.is_some_and(|l| !l.admit_read(shard.uid)) {
+            return Err(self.throttled(&shard, &it.stream_name));
+        }
         let out = self
             .storage
             .read(&shard, from, max_records, GET_RECORDS_BYTES_MAX)
             .await?;
+        if let Some(l) = limits {
+            let bytes: usize = out
+                .records
+                .iter()
+                .map(|r| r.data.len() + r.partition_key.len())
+                .sum();
+            l.charge_read(shard.uid, bytes as u64);
+        }
         let records = out
             .records
             .iter()

@@ -1,7 +1,8 @@
 //! The HTTP layer: one listener serving HTTP/1.1 and HTTP/2 with prior knowledge (h2c, as the
 //! Java SDK's async client speaks on `http://`) on the same port, the checks AWS makes before an
 //! operation runs (method, content type, target, authentication header shape), request ids, and
-//! a bounded number of connections. It hands each well-formed call to a [`Dispatch`].
+//! a bounded number of connections, and read timeouts for a request's head and body. It hands
+//! each well-formed call to a [`Dispatch`].
 //!
 //! Order of the pre-dispatch checks and their answers follow AWS as recorded by kinesalite's
 //! tests: a body over the limit → 413; a method other than POST → 403 XML
@@ -9,7 +10,8 @@
 //! `UnknownOperationException`; an unknown content type → 403 XML `AccessDeniedException` without
 //! a target, else 404 `<UnknownOperationException/>`; an unknown target → 400
 //! `UnknownOperationException`; no `Authorization` header (nor query signature) → 400
-//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`.
+//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`;
+//! then the signature itself ([`crate::auth`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -37,6 +39,10 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 16 << 20;
 pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 /// How long graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
+/// How long a client may take to send a request's head (HTTP/1.1; slowloris defence).
+pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// How long a client may take to send a request's body.
+pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -48,6 +54,10 @@ pub struct HttpConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How long a new connection may take to send its first byte and finish a TLS handshake.
     pub handshake_timeout_ms: u64,
+    /// Signature verification (or only its shape, in insecure mode): see [`crate::auth`].
+    pub auth: crate::auth::Auth,
+    pub header_read_timeout_ms: u64,
+    pub body_read_timeout_ms: u64,
 }
 
 /// Default for [`HttpConfig::handshake_timeout_ms`].
@@ -61,6 +71,9 @@ impl Default for HttpConfig {
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
             tls: None,
             handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
+            auth: crate::auth::Auth::Insecure,
+            header_read_timeout_ms: HEADER_READ_TIMEOUT_MS,
+            body_read_timeout_ms: BODY_READ_TIMEOUT_MS,
         }
     }
 }
@@ -204,13 +217,19 @@ impl Conn {
             stats,
             watcher,
         } = self;
+        let header_read_timeout = Duration::from_millis(cfg.header_read_timeout_ms);
         let service = hyper::service::service_fn(move |req| {
             let dispatch = dispatch.clone();
             let stats = stats.clone();
             let cfg = cfg.clone();
             async move { Ok::<_, Infallible>(handle(req, peer, tls, &cfg, &*dispatch, &stats).await) }
         });
-        let conn = auto::Builder::new(TokioExecutor::new())
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_read_timeout);
+        let conn = builder
             .serve_connection(TokioIo::new(io), service)
             .into_owned();
         if let Err(e) = watcher.watch(conn).await {
@@ -256,57 +275,6 @@ fn api_error(format: WireFormat, err: &ApiError) -> (StatusCode, &'static str, V
         format.content_type(),
         levee_protocol::encode_error(format, err),
     )
-}
-
-/// Checks the Authorization header's shape (signatures are not verified yet).
-fn check_auth(req: &Request<Incoming>) -> Result<(), ApiError> {
-    let header = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let query_auth = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("X-Amz-Algorithm=")));
-    match (header, query_auth) {
-        (Some(_), true) => Err(ApiError::new(
-            ErrorKind::InvalidSignature,
-            "Found both 'X-Amz-Algorithm' as a query-string param and 'Authorization' as HTTP header.",
-        )),
-        (None, false) => Err(ApiError::new(
-            ErrorKind::MissingAuthenticationToken,
-            "Missing Authentication Token",
-        )),
-        (None, true) => Ok(()),
-        (Some(h), false) => {
-            // `AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…`: each part present
-            // and non-empty.
-            let has = |name: &str| {
-                h.split([',', ' ']).skip(1).any(|kv| {
-                    kv.trim()
-                        .strip_prefix(name)
-                        .and_then(|rest| rest.strip_prefix('='))
-                        .is_some_and(|v| !v.is_empty())
-                })
-            };
-            let mut msg = String::new();
-            for p in ["Credential", "Signature", "SignedHeaders"] {
-                if !has(p) {
-                    msg.push_str(&format!("Authorization header requires '{p}' parameter. "));
-                }
-            }
-            if !req.headers().contains_key("x-amz-date") && !req.headers().contains_key(hyper::header::DATE) {
-                msg.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
-            }
-            if msg.is_empty() {
-                Ok(())
-            } else {
-                msg.push_str("Authorization=");
-                msg.push_str(h);
-                Err(ApiError::new(ErrorKind::IncompleteSignature, msg))
-            }
-        }
-    }
 }
 
 async fn handle(
@@ -409,6 +377,7 @@ async fn route(
 }
 
 /// What a handled call answers: a buffer, or an event stream.
+#[derive(Debug)]
 pub enum Reply {
     Body(Vec<u8>),
     Events(mpsc::Receiver<Bytes>),
@@ -463,13 +432,16 @@ async fn checked(
         .unwrap_or("")
         .to_owned();
     let op = Operation::from_target(&target);
-    let auth = check_auth(&req);
-    let body = match Limited::new(req.into_body(), cfg.body_bytes_max)
-        .collect()
-        .await
+    let auth = cfg.auth.begin(&req);
+    let body = match tokio::time::timeout(
+        Duration::from_millis(cfg.body_read_timeout_ms),
+        Limited::new(req.into_body(), cfg.body_bytes_max).collect(),
+    )
+    .await
     {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new())),
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(_)) => return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new())),
+        Err(_) => return answer((StatusCode::REQUEST_TIMEOUT, "text/plain", Vec::new())),
     };
     let Some(format) = format else {
         if !target.contains('.') || target.ends_with('.') || target.starts_with('.') {
@@ -495,7 +467,7 @@ async fn checked(
             &ApiError::new(ErrorKind::Serialization, ""),
         ));
     }
-    if let Err(e) = auth {
+    if let Err(e) = auth.and_then(|pending| pending.finish(&body)) {
         return answer(api_error(format, &e));
     }
     let call = Call {

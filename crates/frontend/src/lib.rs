@@ -3,6 +3,9 @@
 //! operations to the control plane. It is stateless apart from its map and never depends on the
 //! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
 //!
+//! - [`auth`]: SigV4 verification (header and query forms), the authentication modes.
+//! - [`limits`]: admission control (in-flight request limit with fast shedding).
+//! - [`shard_limits`]: AWS's per-shard throughput limits (token buckets, driven clock in tests).
 //! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
@@ -13,12 +16,15 @@
 //! - [`eventstream`]: the event-stream framing of SubscribeToShard's response.
 //! - [`tls`]: TLS (certificate files or a generated self-signed one) on the API port.
 
+pub mod auth;
 pub mod backend;
 pub mod dataplane;
 pub mod eventstream;
 pub mod http;
 pub mod iterator;
+pub mod limits;
 pub mod metrics;
 pub mod service;
+pub mod shard_limits;
 pub mod subscribe;
 pub mod tls;

@@ -297,4 +297,8 @@ impl StoragePlane for MeteredStorage {
     fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
         self.inner.append_signal(shard)
     }
+
+    fn shard_limits(&self) -> Option<&crate::shard_limits::ShardLimiter> {
+        self.inner.shard_limits()
+    }
 }

@@ -15,6 +15,30 @@ pub fn worker_threads_default() -> usize {
 /// Blocking-pool threads by default (storage reads). tokio's own default is 512 (rule R1).
 pub const BLOCKING_THREADS_DEFAULT: usize = 16;
 
+/// `--auth`: whether request signatures are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// Verify SigV4 against the stored credentials (the default whenever credentials exist).
+    Verify,
+    /// Check only the signature's shape (the default on a loopback listener without credentials).
+    Insecure,
+}
+
+/// `--shard-limits`: whether AWS's per-shard throughput limits are enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum ShardLimits {
+    /// Throughput is bounded by the hardware and by admission control.
+    #[default]
+    Off,
+    /// AWS's limits: 1 MiB/s and 1,000 records/s written, 2 MiB/s and 5 GetRecords/s read per shard.
+    Aws,
+}
+
+/// Requests served at once before new ones are shed (answered at once with a retryable error).
+pub const REQUESTS_IN_FLIGHT_MAX_DEFAULT: usize = 1024;
+
 /// The settings `levee serve` runs with, after merging every source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
@@ -46,6 +70,10 @@ pub struct ServeConfig {
     /// Where to push metrics (OTLP/HTTP JSON), if anywhere.
     pub metrics_push_url: Option<String>,
     pub metrics_push_interval_ms: u64,
+    /// `None`: chosen at start-up from the credentials and the listener (see `main.rs`).
+    pub auth: Option<AuthMode>,
+    pub shard_limits: ShardLimits,
+    pub requests_in_flight_max: usize,
 }
 
 impl Default for ServeConfig {
@@ -70,6 +98,9 @@ impl Default for ServeConfig {
             status_sample_ms: 60_000,
             metrics_push_url: None,
             metrics_push_interval_ms: 10_000,
+            auth: None,
+            shard_limits: ShardLimits::Off,
+            requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
         }
     }
 }
@@ -97,6 +128,9 @@ pub struct FileConfig {
     pub status_sample_ms: Option<u64>,
     pub metrics_push_url: Option<String>,
     pub metrics_push_interval_ms: Option<u64>,
+    pub auth: Option<AuthMode>,
+    pub shard_limits: Option<ShardLimits>,
+    pub requests_in_flight_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -129,6 +163,9 @@ pub struct Overrides {
     pub status_sample_ms: Option<u64>,
     pub metrics_push_url: Option<String>,
     pub metrics_push_interval_ms: Option<u64>,
+    pub auth: Option<AuthMode>,
+    pub shard_limits: Option<ShardLimits>,
+    pub requests_in_flight_max: Option<usize>,
 }
 
 impl ServeConfig {
@@ -191,6 +228,15 @@ impl ServeConfig {
                 .metrics_push_interval_ms
                 .or(file.metrics_push_interval_ms)
                 .unwrap_or(d.metrics_push_interval_ms),
+            auth: over.auth.or(file.auth),
+            shard_limits: over
+                .shard_limits
+                .or(file.shard_limits)
+                .unwrap_or(d.shard_limits),
+            requests_in_flight_max: over
+                .requests_in_flight_max
+                .or(file.requests_in_flight_max)
+                .unwrap_or(d.requests_in_flight_max),
         };
         anyhow::ensure!(
             cfg.tls_cert.is_some() == cfg.tls_key.is_some(),
@@ -219,6 +265,10 @@ impl ServeConfig {
         );
         anyhow::ensure!(!cfg.region.is_empty(), "region must not be empty");
         anyhow::ensure!(cfg.worker_threads >= 1, "worker threads must be at least 1");
+        anyhow::ensure!(
+            cfg.requests_in_flight_max >= 1,
+            "requests in flight max must be at least 1"
+        );
         anyhow::ensure!(
             cfg.blocking_threads >= 1,
             "blocking threads must be at least 1"

@@ -4,6 +4,7 @@
 mod admin;
 mod config;
 mod control;
+mod credentials;
 mod node;
 mod storage_adapter;
 
@@ -36,6 +37,8 @@ enum Cmd {
     Serve(Box<ServeArgs>),
     /// Show a node's status (from its admin listener's /status.json).
     Status(StatusArgs),
+    /// Manage the access keys `serve` verifies request signatures against.
+    Credentials(CredentialsArgs),
 }
 
 #[derive(Args)]
@@ -46,6 +49,39 @@ struct StatusArgs {
     /// Print the raw JSON instead of the summary.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+struct CredentialsArgs {
+    /// The data directory the credentials live in (as for serve). [default: ./levee-data]
+    #[arg(long, env = "LEVEE_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The master key file that seals the secrets (as for serve).
+    /// [default: $XDG_CONFIG_HOME/levee/master.key]
+    #[arg(long, env = "LEVEE_MASTER_KEY_FILE", global = true)]
+    master_key_file: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CredentialsCmd,
+}
+
+#[derive(Subcommand)]
+enum CredentialsCmd {
+    /// Create an access key; its secret is printed once and stored only sealed.
+    Create {
+        /// The 12-digit account the key acts for.
+        #[arg(long, env = "LEVEE_ACCOUNT_ID", default_value = "000000000000")]
+        account: String,
+        /// A name to recognise the key by.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List access keys (ids, names, accounts, creation times; never secrets).
+    List,
+    /// Revoke an access key; a running server refuses it within a second.
+    Revoke {
+        /// The access key id.
+        id: String,
+    },
 }
 
 #[derive(Args)]
@@ -116,6 +152,17 @@ struct ServeArgs {
     /// How often metrics are pushed, in ms. [default: 10000]
     #[arg(long, env = "LEVEE_METRICS_PUSH_INTERVAL_MS")]
     metrics_push_interval_ms: Option<u64>,
+    /// Signature checking: `verify` (default whenever credentials exist) or `insecure` (default
+    /// only on a loopback listener without credentials; required explicitly elsewhere).
+    #[arg(long, env = "LEVEE_AUTH", value_enum)]
+    auth: Option<config::AuthMode>,
+    /// Per-shard throughput limits: `off` or `aws` (AWS's exact limits). [default: off]
+    #[arg(long, env = "LEVEE_SHARD_LIMITS", value_enum)]
+    shard_limits: Option<config::ShardLimits>,
+    /// Requests served at once; more are shed at once with a retryable throttling error.
+    /// [default: 1024]
+    #[arg(long, env = "LEVEE_REQUESTS_IN_FLIGHT_MAX")]
+    requests_in_flight_max: Option<usize>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -140,6 +187,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Cmd::Serve(args) => serve(*args, log_drops),
         Cmd::Status(args) => admin::term::run(&args.admin, args.json),
+        Cmd::Credentials(args) => credentials_cmd(args),
     }
 }
 
@@ -181,6 +229,9 @@ fn serve(
             status_sample_ms: args.status_sample_ms,
             metrics_push_url: args.metrics_push_url,
             metrics_push_interval_ms: args.metrics_push_interval_ms,
+            auth: args.auth,
+            shard_limits: args.shard_limits,
+            requests_in_flight_max: args.requests_in_flight_max,
         },
     )?;
     let prom = admin::install_recorder()?;
@@ -210,9 +261,19 @@ fn serve(
             .with_context(|| format!("binding {}", cfg.listen))?;
         let addr = listener.local_addr()?;
         let _ = shared.api_addr.set(addr);
+        let auth = auth_mode(&cfg, addr)?;
+        let start = std::time::Instant::now();
+        let clock: levee_frontend::shard_limits::MillisClock =
+            Arc::new(move || start.elapsed().as_millis() as u64);
+        if cfg.shard_limits == config::ShardLimits::Aws {
+            let _ = storage_adapter::SHARD_LIMITS.set(Arc::new(
+                levee_frontend::shard_limits::ShardLimiter::new(clock.clone()),
+            ));
+            tracing::info!("shard and control-plane limits as AWS's (--shard-limits aws)");
+        }
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
         let tls = tls_config(&cfg)?;
-        let dispatch = control::service(
+        let mut dispatch = control::service(
             node.clone(),
             node::iterator_key(&cfg.data_dir)?,
             SubscribeConfig {
@@ -222,6 +283,17 @@ fn serve(
                 ..SubscribeConfig::default()
             },
         )?;
+        if cfg.shard_limits == config::ShardLimits::Aws {
+            dispatch = Arc::new(levee_frontend::limits::ControlRates::new(
+                dispatch,
+                cfg.account_id.clone(),
+                clock,
+            ));
+        }
+        let dispatch = Arc::new(levee_frontend::limits::Shedding::new(
+            dispatch,
+            cfg.requests_in_flight_max,
+        ));
         announce(&format!("levee listening on http://{addr}"));
         let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
         let stats = Arc::new(HttpStats::default());
@@ -230,6 +302,7 @@ fn serve(
             HttpConfig {
                 tls,
                 connections_max: cfg.connections_max,
+                auth,
                 ..HttpConfig::default()
             },
             dispatch,
@@ -260,6 +333,82 @@ fn tls_config(cfg: &ServeConfig) -> anyhow::Result<Option<Arc<rustls::ServerConf
         return Ok(Some(tls));
     }
     Ok(None)
+}
+
+/// Chooses how requests are authenticated: `verify` whenever credentials exist (or when asked),
+/// `insecure` when asked, or by default on a loopback listener without credentials (announced);
+/// a non-loopback listener without credentials refuses to start unless `--auth insecure` is given.
+fn auth_mode(cfg: &ServeConfig, addr: SocketAddr) -> anyhow::Result<levee_frontend::auth::Auth> {
+    use config::AuthMode;
+    use levee_frontend::auth::{Auth, Verifier};
+    let have_credentials = !credentials::list(&cfg.data_dir)?.is_empty();
+    let mode = match cfg.auth {
+        Some(m) => m,
+        None if have_credentials => AuthMode::Verify,
+        None if addr.ip().is_loopback() => AuthMode::Insecure,
+        None => anyhow::bail!(
+            "no credentials in {} and {addr} is not a loopback address: create credentials with \
+             `levee credentials create`, or pass `--auth insecure` to serve without verifying signatures",
+            cfg.data_dir.display()
+        ),
+    };
+    Ok(match mode {
+        AuthMode::Verify => {
+            let store = credentials::Store::open(&cfg.data_dir, &cfg.master_key_file)?;
+            tracing::info!(
+                credentials = store.len(),
+                "verifying request signatures (SigV4)"
+            );
+            store.watch();
+            Auth::Verify(Arc::new(Verifier::new(store, cfg.region.clone())))
+        }
+        AuthMode::Insecure => {
+            tracing::warn!(
+                "authentication is off: request signatures are not verified (--auth insecure)"
+            );
+            announce("levee: authentication off (--auth insecure): signatures are not verified");
+            Auth::Insecure
+        }
+    })
+}
+
+fn credentials_cmd(args: CredentialsArgs) -> anyhow::Result<()> {
+    let d = ServeConfig::default();
+    let data_dir = args.data_dir.unwrap_or(d.data_dir);
+    let key_file = args.master_key_file.unwrap_or(d.master_key_file);
+    // The same rule as serve: the key must not live in the data directory.
+    ServeConfig::merge(
+        FileConfig::default(),
+        Overrides {
+            data_dir: Some(data_dir.clone()),
+            master_key_file: Some(key_file.clone()),
+            ..Overrides::default()
+        },
+    )?;
+    let master_key = || {
+        levee_keys::load_or_create_master_key(&key_file)
+            .with_context(|| format!("loading the master key {}", key_file.display()))
+    };
+    match args.command {
+        CredentialsCmd::Create { account, name } => {
+            let (entry, secret) = credentials::create(&data_dir, &master_key()?, &account, &name)?;
+            println!("AccessKeyId: {}", entry.id);
+            println!("SecretAccessKey: {secret}");
+            println!("Account: {}", entry.account);
+            eprintln!("The secret access key is shown only now; keep it safe.");
+        }
+        CredentialsCmd::List => {
+            println!("ACCESS KEY ID\tACCOUNT\tCREATED\tNAME");
+            for e in credentials::list(&data_dir)? {
+                println!("{}\t{}\t{}\t{}", e.id, e.account, e.created, e.name);
+            }
+        }
+        CredentialsCmd::Revoke { id } => {
+            credentials::revoke(&data_dir, &master_key()?, &id)?;
+            println!("revoked {id}");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {
