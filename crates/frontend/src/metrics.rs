@@ -105,8 +105,15 @@ impl MeteredDispatch {
 /// Records one finished call (shared by the wrapper and its tests).
 fn record(op: &'static str, started: Instant, result: &Result<Vec<u8>, ApiError>) {
     TOTALS.requests.fetch_add(1, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
     metrics::counter!(API_REQUESTS, "operation" => op).increment(1);
-    metrics::histogram!(API_LATENCY, "operation" => op).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(API_LATENCY, "operation" => op).record(seconds);
+    tracing::debug!(
+        operation = op,
+        ms = seconds * 1000.0,
+        error = result.as_ref().err().map(|e| e.kind.type_name()),
+        "request"
+    );
     if let Err(e) = result {
         let error = e.kind.type_name();
         metrics::counter!(API_ERRORS, "operation" => op, "error" => error).increment(1);

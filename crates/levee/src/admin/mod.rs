@@ -106,6 +106,13 @@ impl Shared {
         }
     }
 
+    /// Log lines dropped because stderr was blocked (the lossy writer's own count).
+    pub fn publish_log_drops(&self) {
+        if let Some(d) = &self.log_drops {
+            metrics::counter!("levee_log_dropped_lines_total").absolute(d.dropped_lines() as u64);
+        }
+    }
+
     pub fn ready(&self) -> bool {
         self.node
             .get()
@@ -143,11 +150,14 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared.prom.render(),
-        ),
+        "/metrics" => {
+            shared.publish_log_drops();
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                shared.prom.render(),
+            )
+        }
         "/health/live" => text(StatusCode::OK, "text/plain", "live\n"),
         "/health/ready" => {
             if shared.ready() {
@@ -363,9 +373,7 @@ async fn sampler(shared: Arc<Shared>) {
                     }
                 }
             }
-            if let Some(d) = &shared.log_drops {
-                metrics::gauge!("levee_log_dropped_lines").set(d.dropped_lines() as f64);
-            }
+            shared.publish_log_drops();
             let (v, seen) = shared.map_version_seen();
             metrics::gauge!("levee_shard_map_version").set(v as f64);
             metrics::gauge!("levee_shard_map_age_seconds")
