@@ -183,6 +183,8 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
             "text/html; charset=utf-8",
             status::html(&status::collect(shared)),
         ),
+        // Browsers ask for one; the page has none to fetch.
+        "/favicon.ico" => text(StatusCode::NO_CONTENT, "image/x-icon", ""),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
