@@ -176,7 +176,11 @@ pub const STREAM_ITERATOR_AGE: &str = "levee_stream_iterator_age_milliseconds";
 const SHARD_LABEL: &str = "shard";
 
 impl MeteredStorage {
-    pub fn new(inner: Arc<dyn StoragePlane>, maps: Arc<MapHolder>, shard_level: ShardLevel) -> Self {
+    pub fn new(
+        inner: Arc<dyn StoragePlane>,
+        maps: Arc<MapHolder>,
+        shard_level: ShardLevel,
+    ) -> Self {
         Self {
             inner,
             maps,
@@ -234,7 +238,10 @@ impl StoragePlane for MeteredStorage {
     ) -> BoxFuture<Result<Appended, AppendError>> {
         let labels = self.labels(shard.uid);
         let n = records.len() as u64;
-        let bytes: u64 = records.iter().map(|(k, d)| (k.len() + d.len()) as u64).sum();
+        let bytes: u64 = records
+            .iter()
+            .map(|(k, d)| (k.len() + d.len()) as u64)
+            .sum();
         let fut = self.inner.append(shard, records);
         Box::pin(async move {
             let out = fut.await;
@@ -275,7 +282,9 @@ impl StoragePlane for MeteredStorage {
                     .iter()
                     .map(|x| (x.partition_key.len() + x.data.len()) as u64)
                     .sum();
-                TOTALS.out_records.fetch_add(r.records.len() as u64, Ordering::Relaxed);
+                TOTALS
+                    .out_records
+                    .fetch_add(r.records.len() as u64, Ordering::Relaxed);
                 TOTALS.out_bytes.fetch_add(bytes, Ordering::Relaxed);
                 count(STREAM_OUT_RECORDS, l, r.records.len() as u64);
                 count(STREAM_OUT_BYTES, l, bytes);

@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the embedded node: the Kinesis API on one port, data on local disk.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Show a node's status (from its admin listener's /status.json).
     Status(StatusArgs),
 }
@@ -115,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         .with_writer(writer)
         .init();
     match Cli::parse().command {
-        Cmd::Serve(args) => serve(args, log_drops),
+        Cmd::Serve(args) => serve(*args, log_drops),
         Cmd::Status(args) => admin::term::run(&args.admin, args.json),
     }
 }
@@ -162,7 +162,12 @@ fn serve(
     let admin_listener = std::net::TcpListener::bind(cfg.admin_listen)
         .with_context(|| format!("binding the admin listener {}", cfg.admin_listen))?;
     let admin_addr = admin_listener.local_addr()?;
-    let shared = Arc::new(admin::Shared::new(cfg.clone(), prom, admin_addr, Some(log_drops)));
+    let shared = Arc::new(admin::Shared::new(
+        cfg.clone(),
+        prom,
+        admin_addr,
+        Some(log_drops),
+    ));
     admin::start(admin_listener, shared.clone())?;
     tracing::info!(addr = %admin_addr, "admin listening");
     announce(&format!("admin listening on http://{admin_addr}"));

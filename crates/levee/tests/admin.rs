@@ -17,7 +17,11 @@ fn get(admin: &str, path: &str) -> (u16, String) {
     let host = admin.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(host).expect("connect admin");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read admin answer");
     let (head, body) = buf.split_once("\r\n\r\n").expect("http answer");
@@ -110,7 +114,12 @@ async fn metrics_count_a_known_workload_exactly() {
         .shard_iterator()
         .unwrap()
         .to_owned();
-    let got = client.get_records().shard_iterator(it).send().await.unwrap();
+    let got = client
+        .get_records()
+        .shard_iterator(it)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.records().len(), 8);
     for _ in 0..2 {
         let e = client
@@ -134,11 +143,16 @@ async fn metrics_count_a_known_workload_exactly() {
         metric(
             &m,
             "levee_api_errors_total",
-            &[("operation", "DescribeStream"), ("error", "ResourceNotFoundException")]
+            &[
+                ("operation", "DescribeStream"),
+                ("error", "ResourceNotFoundException")
+            ]
         ),
         2.0
     );
-    assert!(!m.keys().any(|(n, l)| n == "levee_api_errors_total" && l.contains("Put")));
+    assert!(!m
+        .keys()
+        .any(|(n, l)| n == "levee_api_errors_total" && l.contains("Put")));
     assert_eq!(
         metric(
             &m,
@@ -162,7 +176,10 @@ async fn metrics_count_a_known_workload_exactly() {
     let log = [("log", "sequential")];
     let batches = metric(&m, "levee_storage_fsync_duration_seconds_count", &log);
     let entries = metric(&m, "levee_storage_group_commit_batch_entries_sum", &log);
-    assert!(batches >= 1.0 && batches <= entries, "{batches} batches, {entries} entries");
+    assert!(
+        batches >= 1.0 && batches <= entries,
+        "{batches} batches, {entries} entries"
+    );
     // 6 appends (5 PutRecord, 1 PutRecords to one shard) plus stream and shard creation.
     assert!(entries >= 6.0, "{entries}");
     assert!(metric(&m, "levee_storage_log_written_bytes_total", &log) > 0.0);
@@ -179,10 +196,8 @@ async fn metrics_count_a_known_workload_exactly() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let m = loop {
         let m = parse_metrics(&get(&server.admin, "/metrics").1);
-        if m.contains_key(&(
-            "levee_shard_map_version".to_owned(),
-            String::new(),
-        )) && metric(&m, "levee_shard_map_version", &[]) >= 1.0
+        if m.contains_key(&("levee_shard_map_version".to_owned(), String::new()))
+            && metric(&m, "levee_shard_map_version", &[]) >= 1.0
             && m.contains_key(&("levee_resource_used".into(), "resource=\"fds\"".into()))
         {
             break m;
@@ -194,7 +209,13 @@ async fn metrics_count_a_known_workload_exactly() {
     assert!(metric(&m, "levee_resource_limit", &[("resource", "fds")]) >= 64.0);
     assert!(metric(&m, "levee_resource_used", &[("resource", "threads")]) >= 4.0);
     assert!(metric(&m, "levee_resource_limit", &[("resource", "memory_maps")]) > 0.0);
-    assert!(metric(&m, "levee_resource_limit", &[("resource", "threads_system")]) > 0.0);
+    assert!(
+        metric(
+            &m,
+            "levee_resource_limit",
+            &[("resource", "threads_system")]
+        ) > 0.0
+    );
     assert!(m.contains_key(&(
         "levee_resource_alarm_level".into(),
         "resource=\"fds\"".into()
@@ -308,10 +329,12 @@ async fn status_page_and_json_come_from_local_state_and_the_ring_survives_restar
         .args(["status", "--admin", &admin])
         .output()
         .unwrap();
-    assert!(!down.status.success(), "levee status fails when the node is down");
+    assert!(
+        !down.status.success(),
+        "levee status fails when the node is down"
+    );
     let server = Server::start_with(dir, &["--status-sample-ms", "50"]);
-    let v: serde_json::Value =
-        serde_json::from_str(&get(&server.admin, "/status.json").1).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&get(&server.admin, "/status.json").1).unwrap();
     let after: Vec<u64> = v["throughput"]["at_ms"]
         .as_array()
         .unwrap()
@@ -323,7 +346,10 @@ async fn status_page_and_json_come_from_local_state_and_the_ring_survives_restar
         after.contains(&first) || after.first().is_some_and(|a| *a > first),
         "samples from before the restart are kept"
     );
-    assert!(after.iter().any(|a| before.contains(a)), "{before:?} {after:?}");
+    assert!(
+        after.iter().any(|a| before.contains(a)),
+        "{before:?} {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,5 +443,8 @@ async fn admin_answers_within_100ms_while_the_request_runtime_is_saturated() {
     eprintln!(
         "admin /status under load: max {max:.1} ms; API port max {api_max:.1} ms; {batches} batches"
     );
-    assert!(max < 100.0, "admin /status took {max:.1} ms under load: {admin_ms:?}");
+    assert!(
+        max < 100.0,
+        "admin /status took {max:.1} ms under load: {admin_ms:?}"
+    );
 }

@@ -56,7 +56,13 @@ fn spawn(uid: u32, limits: &[String], args: &[&str]) -> Limited {
     std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let mut child = as_user(uid, limits)
         .arg(&exe)
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(data.path().join("d"))
         .arg("--master-key-file")
@@ -78,7 +84,9 @@ fn spawn(uid: u32, limits: &[String], args: &[&str]) -> Limited {
             if n == 0 {
                 break;
             }
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
         }
     });
     let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -136,10 +144,16 @@ impl Drop for Limited {
 fn get(addr: &str, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut b = String::new();
     s.read_to_string(&mut b).unwrap();
-    b.split_once("\r\n\r\n").map(|x| x.1.to_owned()).unwrap_or_default()
+    b.split_once("\r\n\r\n")
+        .map(|x| x.1.to_owned())
+        .unwrap_or_default()
 }
 
 /// `levee_resource_<what>{resource="<name>"}` values.
@@ -211,7 +225,10 @@ fn thread_alarms_count_every_task_of_the_user() {
     let uid = 65530;
     let mut l = spawn(
         uid,
-        &[format!("--nproc={NPROC}:{NPROC}"), "--nofile=4096:4096".into()],
+        &[
+            format!("--nproc={NPROC}:{NPROC}"),
+            "--nofile=4096:4096".into(),
+        ],
         &[
             "--worker-threads",
             "1",
@@ -261,7 +278,10 @@ fn fd_alarms_warn_and_go_critical_under_a_lowered_rlimit_nofile() {
     // The worst case (2600 connections + admin, file cache, fixed) fits, with under 2× headroom.
     let mut l = spawn(
         65529,
-        &[format!("--nofile={NOFILE}:{NOFILE}"), "--nproc=200:200".into()],
+        &[
+            format!("--nofile={NOFILE}:{NOFILE}"),
+            "--nproc=200:200".into(),
+        ],
         &[
             "--worker-threads",
             "1",

@@ -28,7 +28,13 @@ impl Drop for Node {
 fn start(extra: &[&str], stderr: Stdio) -> Node {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_levee"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--stream-transition-ms", "50"])
@@ -79,7 +85,11 @@ fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
 fn metric(admin: &str, name: &str) -> f64 {
     let host = admin.trim_start_matches("http://");
     let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(s, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut b = String::new();
     s.read_to_string(&mut b).unwrap();
     b.lines()
@@ -127,7 +137,12 @@ async fn a_hanging_sink_and_blocked_output_drop_and_count_instead_of_slowing_put
     });
     let base = start(&[], Stdio::null());
     let hindered = start(
-        &["--metrics-push-url", &sink_url, "--metrics-push-interval-ms", "20"],
+        &[
+            "--metrics-push-url",
+            &sink_url,
+            "--metrics-push-interval-ms",
+            "20",
+        ],
         Stdio::piped(), // never read: stderr blocks once the pipe is full
     );
     let (cb, ch) = (client(&base.api), client(&hindered.api));
@@ -142,8 +157,18 @@ async fn a_hanging_sink_and_blocked_output_drop_and_count_instead_of_slowing_put
     for c in [&cb, &ch] {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let d = c.describe_stream_summary().stream_name("s").send().await.unwrap();
-            if d.stream_description_summary().unwrap().stream_status().as_str() == "ACTIVE" {
+            let d = c
+                .describe_stream_summary()
+                .stream_name("s")
+                .send()
+                .await
+                .unwrap();
+            if d.stream_description_summary()
+                .unwrap()
+                .stream_status()
+                .as_str()
+                == "ACTIVE"
+            {
                 break;
             }
             assert!(Instant::now() < deadline);
@@ -179,5 +204,8 @@ async fn a_hanging_sink_and_blocked_output_drop_and_count_instead_of_slowing_put
     );
     assert!(ph <= bound, "p99 {ph:?} over {bound:?} (baseline {pb:?})");
     assert!(log_drops > 0.0 && push_drops > 0.0);
-    assert!(!held.lock().unwrap().is_empty(), "the node did try the sink");
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the node did try the sink"
+    );
 }

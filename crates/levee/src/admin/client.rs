@@ -109,6 +109,9 @@ mod tests {
             ("example:80".into(), "/".into())
         );
         assert!(split_url("https://x").is_err());
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(), b"abcde");
+        assert_eq!(
+            dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap(),
+            b"abcde"
+        );
     }
 }

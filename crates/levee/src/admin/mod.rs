@@ -136,8 +136,10 @@ impl Shared {
 fn text(status: StatusCode, ctype: &'static str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(ctype));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(ctype),
+    );
     r.headers_mut().insert(
         hyper::header::CACHE_CONTROL,
         hyper::header::HeaderValue::from_static("no-store"),
@@ -203,7 +205,8 @@ pub fn needs(cfg: &ServeConfig) -> resources::Needs {
         threads: (cfg.worker_threads + cfg.blocking_threads + ADMIN_BLOCKING_THREADS_MAX) as u64
             + resources::FIXED_THREADS,
         fds: connections
-            + levee_storage::store::StoreConfig::new(std::path::PathBuf::new()).file_handles_max as u64
+            + levee_storage::store::StoreConfig::new(std::path::PathBuf::new()).file_handles_max
+                as u64
             + cfg.blocking_threads as u64
             + resources::FIXED_FDS,
         connections,
@@ -219,8 +222,7 @@ pub fn preflight(cfg: &ServeConfig) -> anyhow::Result<()> {
     let n = needs(cfg);
     metrics::gauge!("levee_startup_needed", "resource" => "threads").set(n.threads as f64);
     metrics::gauge!("levee_startup_needed", "resource" => "fds").set(n.fds as f64);
-    metrics::gauge!("levee_startup_needed", "resource" => "connections")
-        .set(n.connections as f64);
+    metrics::gauge!("levee_startup_needed", "resource" => "connections").set(n.connections as f64);
     match resources::preflight(&n) {
         resources::Verdict::Fine => Ok(()),
         resources::Verdict::Warn(ws) => {
@@ -310,8 +312,8 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);
-            let _ = tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_TIMEOUT_MS), conn)
-                .await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(ADMIN_REQUEST_TIMEOUT_MS), conn).await;
             drop(permit);
         });
     }
@@ -365,13 +367,25 @@ async fn sampler(shared: Arc<Shared>) {
                     let limit = r.limit.unwrap_or(0.0);
                     match r.alarm {
                         Alarm::Critical => tracing::error!(
-                            resource = r.name, used = r.used, limit, limit_name = r.limit_name,
-                            "resource alarm critical: at or over 80% of its limit"),
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            limit_name = r.limit_name,
+                            "resource alarm critical: at or over 80% of its limit"
+                        ),
                         Alarm::Warn => tracing::warn!(
-                            resource = r.name, used = r.used, limit, limit_name = r.limit_name,
-                            "resource alarm warn: at or over 50% of its limit"),
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            limit_name = r.limit_name,
+                            "resource alarm warn: at or over 50% of its limit"
+                        ),
                         Alarm::Ok => tracing::info!(
-                            resource = r.name, used = r.used, limit, "resource alarm cleared"),
+                            resource = r.name,
+                            used = r.used,
+                            limit,
+                            "resource alarm cleared"
+                        ),
                     }
                 }
             }
@@ -380,7 +394,10 @@ async fn sampler(shared: Arc<Shared>) {
             metrics::gauge!("levee_shard_map_version").set(v as f64);
             metrics::gauge!("levee_shard_map_age_seconds")
                 .set(crate::node::now_ms().saturating_sub(seen) as f64 / 1000.0);
-            let threads = res.iter().find(|r| r.name == "threads").map_or(0.0, |r| r.used);
+            let threads = res
+                .iter()
+                .find(|r| r.name == "threads")
+                .map_or(0.0, |r| r.used);
             let fds = res.iter().find(|r| r.name == "fds").map_or(0.0, |r| r.used);
             *shared.resources.lock().unwrap_or_else(|p| p.into_inner()) = res;
             shared.prom.run_upkeep();

@@ -28,7 +28,9 @@ pub fn to_otlp(prom: &str, now_ns: u128) -> Value {
             Some(x) => x,
             None => continue,
         };
-        let Ok(v) = value.parse::<f64>() else { continue };
+        let Ok(v) = value.parse::<f64>() else {
+            continue;
+        };
         let (name, labels) = match series.split_once('{') {
             Some((n, rest)) => (n, rest.trim_end_matches('}')),
             None => (series, ""),

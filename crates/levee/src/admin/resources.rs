@@ -169,7 +169,10 @@ pub fn user_tasks(uid: u32) -> u64 {
         let mut threads = 1;
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("Uid:") {
-                real_uid = v.split_whitespace().next().and_then(|x| x.parse::<u32>().ok());
+                real_uid = v
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse::<u32>().ok());
             } else if let Some(v) = line.strip_prefix("Threads:") {
                 threads = v.trim().parse().unwrap_or(1);
             }
@@ -202,7 +205,10 @@ fn cgroup_file(controller: &str, v2: &str, v1: &str) -> Option<std::path::PathBu
                 return Some(p);
             }
         } else if ctrls.split(',').any(|c| c == controller) {
-            let p = Path::new("/sys/fs/cgroup").join(controller).join(path).join(v1);
+            let p = Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join(path)
+                .join(v1);
             if p.exists() {
                 return Some(p);
             }
@@ -217,19 +223,18 @@ fn cgroup_pids_max() -> Option<u64> {
 
 fn cgroup_memory_max() -> Option<u64> {
     // v1 reports "no limit" as a huge number.
-    read_limit(cgroup_file("memory", "memory.max", "memory.limit_in_bytes")?)
-        .filter(|&v| v < (1u64 << 62))
+    read_limit(cgroup_file(
+        "memory",
+        "memory.max",
+        "memory.limit_in_bytes",
+    )?)
+    .filter(|&v| v < (1u64 << 62))
 }
 
 fn system_threads() -> Option<u64> {
     // The fourth field of /proc/loadavg is "running/total scheduling entities".
     let s = read_trim("/proc/loadavg")?;
-    s.split_whitespace()
-        .nth(3)?
-        .split('/')
-        .nth(1)?
-        .parse()
-        .ok()
+    s.split_whitespace().nth(3)?.split('/').nth(1)?.parse().ok()
 }
 
 fn statvfs(path: &Path) -> Option<libc::statvfs> {
@@ -323,7 +328,13 @@ pub fn sample(data_dir: &Path, connections_max: u64, cpu: &mut CpuClock) -> Vec<
             cgroup_pids_max().map(|v| v as f64),
         ));
     }
-    out.push(res("threads", "(process threads)", "threads", threads, None));
+    out.push(res(
+        "threads",
+        "(process threads)",
+        "threads",
+        threads,
+        None,
+    ));
     let mut fds = 0u64;
     let mut sockets = 0u64;
     if let Ok(d) = std::fs::read_dir("/proc/self/fd") {
@@ -489,27 +500,23 @@ pub enum Verdict {
 pub fn preflight(n: &Needs) -> Verdict {
     let mut warns = Vec::new();
     let me = uid();
-    let mut check = |what: &str,
-                     need: u64,
-                     room: Option<u64>,
-                     limit: &str,
-                     setting: &str|
-     -> Option<String> {
-        let room = room?;
-        if need > room {
-            return Some(format!(
-                "levee needs up to {need} {what} but {limit} leaves room for {room}; \
+    let mut check =
+        |what: &str, need: u64, room: Option<u64>, limit: &str, setting: &str| -> Option<String> {
+            let room = room?;
+            if need > room {
+                return Some(format!(
+                    "levee needs up to {need} {what} but {limit} leaves room for {room}; \
                  lower {setting} or raise {limit}"
-            ));
-        }
-        if need.saturating_mul(HEADROOM_FACTOR) > room {
-            warns.push(format!(
-                "{limit} leaves room for {room} {what}, less than {HEADROOM_FACTOR}× the \
+                ));
+            }
+            if need.saturating_mul(HEADROOM_FACTOR) > room {
+                warns.push(format!(
+                    "{limit} leaves room for {room} {what}, less than {HEADROOM_FACTOR}× the \
                  worst case of {need}; consider lowering {setting} or raising {limit}"
-            ));
-        }
-        None
-    };
+                ));
+            }
+            None
+        };
     let thread_setting = format!(
         "--worker-threads ({}) or --blocking-threads ({})",
         n.worker_threads, n.blocking_threads
@@ -585,7 +592,11 @@ mod tests {
     fn sample_sees_this_process() {
         let mut cpu = CpuClock::default();
         let r = sample(Path::new("/"), 10, &mut cpu);
-        let get = |n: &str| r.iter().find(|x| x.name == n).unwrap_or_else(|| panic!("{n}"));
+        let get = |n: &str| {
+            r.iter()
+                .find(|x| x.name == n)
+                .unwrap_or_else(|| panic!("{n}"))
+        };
         assert!(get("threads").used >= 1.0);
         assert!(get("fds").used >= 3.0);
         assert!(get("fds").limit.is_some());

@@ -145,11 +145,16 @@ mod tests {
         // Flip a byte of one record: only that record is lost.
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         let slot = (10 % RING_SLOTS) as u64;
-        f.write_all_at(&[0xff], HEADER_BYTES as u64 + slot * RECORD_BYTES as u64 + 20)
-            .unwrap();
+        f.write_all_at(
+            &[0xff],
+            HEADER_BYTES as u64 + slot * RECORD_BYTES as u64 + 20,
+        )
+        .unwrap();
         let (_, got) = Ring::open(&path).unwrap();
         assert_eq!(got.len(), RING_SLOTS - 1);
-        assert!(got.iter().all(|s| s.seq != 10 + RING_SLOTS as u64 && s.seq != 10));
+        assert!(got
+            .iter()
+            .all(|s| s.seq != 10 + RING_SLOTS as u64 && s.seq != 10));
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
             (HEADER_BYTES + RING_SLOTS * RECORD_BYTES) as u64

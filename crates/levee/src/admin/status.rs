@@ -251,8 +251,16 @@ fn sparkline(values: &[f64]) -> String {
     let n = values.len();
     let mut pts = String::new();
     for (i, v) in values.iter().enumerate() {
-        let x = if n > 1 { i as f64 * W / (n - 1) as f64 } else { W };
-        let y = if max > 0.0 { H - v / max * (H - 2.0) - 1.0 } else { H - 1.0 };
+        let x = if n > 1 {
+            i as f64 * W / (n - 1) as f64
+        } else {
+            W
+        };
+        let y = if max > 0.0 {
+            H - v / max * (H - 2.0) - 1.0
+        } else {
+            H - 1.0
+        };
         pts.push_str(&format!("{x:.1},{y:.1} "));
     }
     format!(
@@ -342,7 +350,14 @@ pub fn html(s: &Status) -> String {
         h.push_str(&format!(
             "<tr><th>{label}</th><td>{}</td><td class=\"num\">{}</td></tr>",
             sparkline(vals),
-            human(last, if label.starts_with("bytes") { "bytes" } else { "" })
+            human(
+                last,
+                if label.starts_with("bytes") {
+                    "bytes"
+                } else {
+                    ""
+                }
+            )
         ));
     }
     h.push_str(&format!(

@@ -82,7 +82,11 @@ pub fn render(v: &Value) -> String {
     );
     let streams = v["streams"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(o, "\nSTREAMS ({})", streams.len());
-    let _ = writeln!(o, "  {:<32} {:<10} {:>11}  SHARDS", "NAME", "STATE", "OPEN SHARDS");
+    let _ = writeln!(
+        o,
+        "  {:<32} {:<10} {:>11}  SHARDS",
+        "NAME", "STATE", "OPEN SHARDS"
+    );
     for st in &streams {
         let shards = st["shards"].as_array().map_or(0, |a| a.len());
         let _ = writeln!(
