@@ -302,3 +302,114 @@ impl StoragePlane for MeteredStorage {
         self.inner.tip(shard)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use levee_map::{even_split, GroupId, NodeId, ShardId, ShardMap, StreamRoute, StreamState};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    struct Fake;
+    impl StoragePlane for Fake {
+        fn append(
+            &self,
+            _: &ShardRoute,
+            _: Vec<(Bytes, Bytes)>,
+        ) -> BoxFuture<Result<Appended, AppendError>> {
+            Box::pin(async {
+                Ok(Appended {
+                    first_seq_ix: 0,
+                    arrival_ms: 0,
+                    shard_created_ms: 0,
+                })
+            })
+        }
+        fn read(
+            &self,
+            _: &ShardRoute,
+            _: ReadFrom,
+            _: usize,
+            _: u64,
+        ) -> BoxFuture<Result<ReadOut, ApiError>> {
+            unreachable!("not read in this test")
+        }
+        fn tip(&self, _: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
+            unreachable!("not read in this test")
+        }
+    }
+
+    fn stream(name: &str, uid: u64) -> StreamRoute {
+        StreamRoute {
+            name: name.into(),
+            uid,
+            state: StreamState::Active,
+            shards: even_split(2)
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ShardRoute {
+                    shard_id: ShardId(i as u32),
+                    uid: uid * 100 + i as u64,
+                    hash_range: r,
+                    open: true,
+                    group: GroupId(1),
+                    node: NodeId(1),
+                    epoch: 1,
+                    parent: None,
+                    adjacent_parent: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn per_shard_series_only_for_streams_the_predicate_selects() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let maps = Arc::new(MapHolder::default());
+        maps.install(ShardMap::build(1, vec![stream("hot", 1), stream("cold", 2)]).unwrap())
+            .unwrap();
+        let m = MeteredStorage::new(Arc::new(Fake), maps.clone(), Arc::new(|s: &str| s == "hot"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            for name in ["hot", "cold"] {
+                let map = maps.current();
+                let shard = &map.stream(name).unwrap().shards[1];
+                let rec = vec![(Bytes::from_static(b"pk"), Bytes::from_static(b"data!"))];
+                rt.block_on(m.append(shard, rec)).unwrap();
+            }
+        });
+        let mut got: Vec<(String, Vec<String>, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == STREAM_IN_BYTES)
+            .map(|(k, _, _, v)| {
+                let labels = k
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let DebugValue::Counter(n) = v else {
+                    panic!("counter")
+                };
+                (k.key().name().to_owned(), labels, n)
+            })
+            .collect();
+        got.sort();
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            vec![
+                (STREAM_IN_BYTES.into(), l(&["stream=cold"]), 7),
+                (STREAM_IN_BYTES.into(), l(&["stream=hot"]), 7),
+                (
+                    STREAM_IN_BYTES.into(),
+                    l(&["stream=hot", "shard=shardId-000000000001"]),
+                    7
+                ),
+            ]
+        );
+    }
+}
