@@ -25,7 +25,8 @@ def free_port():
 
 
 class Server:
-    def __init__(self, transition_ms=200):
+    def __init__(self, transition_ms=200, extra_args=()):
+        self.extra_args = list(extra_args)
         self.port = free_port()
         self.data_dir = tempfile.mkdtemp(prefix="levee-pytest-")
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -36,11 +37,17 @@ class Server:
         binary = os.environ.get("LEVEE_BIN", "target/debug/levee")
         self.proc = subprocess.Popen(
             [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir,
-             "--stream-transition-ms", str(self.transition_ms), "--admin-listen", "127.0.0.1:0"],
+             "--stream-transition-ms", str(self.transition_ms), "--admin-listen", "127.0.0.1:0",
+             *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # Ready when it prints its listening line (awaited, not slept for).
         deadline = time.monotonic() + 60
+        self.lines = []
+        self.admin = None
         for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("admin listening on "):
+                self.admin = line.strip()[len("admin listening on "):]
             if line.startswith("levee listening"):
                 break
             if time.monotonic() > deadline:

@@ -97,3 +97,41 @@ def test_incomplete_signature_names_the_missing_parts(server):
         "Authorization header requires 'SignedHeaders' parameter. "
         "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. "
         "Authorization=AWS4-HMAC-SHA256 Credential=abc")
+
+
+def test_cbor_subscription_events_are_cbor(server, kinesis):
+    """The Java SDK subscribes in CBOR: the event stream's payloads are CBOR too."""
+    from botocore.eventstream import EventStreamBuffer
+    name = "cbor-sub-" + uuid.uuid4().hex[:8]
+    kinesis.create_stream(StreamName=name, ShardCount=1)
+    wait_active(kinesis, name)
+    arn = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]["StreamARN"]
+    consumer = kinesis.register_stream_consumer(StreamARN=arn, ConsumerName="java")["Consumer"]["ConsumerARN"]
+    deadline = time.monotonic() + 20
+    while kinesis.describe_stream_consumer(ConsumerARN=consumer)["ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)  # between polls of the condition
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    conn.request("POST", "/", body=cbor2.dumps({
+        "ConsumerARN": consumer, "ShardId": "shardId-000000000000",
+        "StartingPosition": {"Type": "TRIM_HORIZON"}}), headers=dict(HEADERS, **{
+            "Content-Type": "application/x-amz-cbor-1.1",
+            "X-Amz-Target": "Kinesis_20131202.SubscribeToShard"}))
+    kinesis.put_record(StreamName=name, Data=b"\x00cbor", PartitionKey="k")
+    r = conn.getresponse()
+    assert r.status == 200
+    assert r.getheader("Content-Type") == "application/vnd.amazon.eventstream"
+    buf, messages = EventStreamBuffer(), []
+    while len(messages) < 2:
+        buf.add_data(r.read1(65536))
+        messages.extend(buf)
+    assert messages[0].headers[":event-type"] == "initial-response"
+    ev = messages[1]
+    assert ev.headers[":event-type"] == "SubscribeToShardEvent"
+    assert ev.headers[":content-type"] == "application/x-amz-cbor-1.1"
+    assert b"\xc1\xfb" not in ev.payload
+    decoded = cbor2.loads(ev.payload.replace(b"\xc1\x1b", b"\xc6\x1b"), tag_hook=lambda dec, tag: (tag.tag, tag.value))
+    assert decoded["Records"][0]["Data"] == b"\x00cbor"
+    assert decoded["Records"][0]["ApproximateArrivalTimestamp"][0] == 6
+    assert decoded["MillisBehindLatest"] == 0
+    conn.close()

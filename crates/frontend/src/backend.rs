@@ -3,9 +3,10 @@
 //! in-process adapters, in a fleet they will be network clients. It never depends on the storage
 //! or catalog crates (a test checks `cargo metadata`).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use levee_map::{MapDelta, MapError, ShardMap, ShardRoute};
@@ -89,12 +90,65 @@ pub trait StoragePlane: Send + Sync + 'static {
         max_bytes: u64,
     ) -> BoxFuture<Result<ReadOut, ApiError>>;
     fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>>;
+    /// A signal that changes after every append to `shard` is committed: what wakes a
+    /// SubscribeToShard push instead of polling. (A shard's close reaches subscribers as a new
+    /// shard map, through [`MapHolder::watch`].)
+    fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()>;
+}
+
+/// Per-shard "something was appended" signals, kept only for shards someone is watching.
+/// Notifying a shard nobody watches costs one map lookup under a read lock.
+#[derive(Debug, Default)]
+pub struct AppendSignals {
+    senders: RwLock<HashMap<u64, tokio::sync::watch::Sender<()>>>,
+}
+
+impl AppendSignals {
+    /// Wakes every watcher of shard `uid`.
+    pub fn notify(&self, uid: u64) {
+        let senders = self.senders.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = senders.get(&uid) {
+            tx.send_replace(());
+        }
+    }
+
+    /// A receiver for shard `uid`. Signals of shards nobody watches any more are dropped here,
+    /// so the map holds at most one entry per watched shard.
+    pub fn watch(&self, uid: u64) -> tokio::sync::watch::Receiver<()> {
+        let mut senders = self.senders.write().unwrap_or_else(|p| p.into_inner());
+        senders.retain(|_, tx| tx.receiver_count() > 0);
+        senders
+            .entry(uid)
+            .or_insert_with(|| tokio::sync::watch::channel(()).0)
+            .subscribe()
+    }
+
+    /// Shards being watched (for metrics and tests).
+    pub fn watched(&self) -> usize {
+        let senders = self.senders.read().unwrap_or_else(|p| p.into_inner());
+        senders
+            .values()
+            .filter(|tx| tx.receiver_count() > 0)
+            .count()
+    }
+}
+
+/// A registered stream consumer, as SubscribeToShard needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerInfo {
+    pub consumer_name: String,
+    pub consumer_arn: String,
+    pub stream_name: String,
+    pub active: bool,
+    pub created_ms: u64,
 }
 
 /// The control plane, as the front-end sees it: control operations are forwarded whole.
 pub trait ControlPlane: Send + Sync + 'static {
     /// Runs a control operation and returns its encoded response.
     fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>>;
+    /// Looks up a consumer by ARN (AWS's validation and not-found errors).
+    fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
 }
 
 /// The front-end's current shard map. A new map is built beside the live one and swapped in
@@ -102,12 +156,18 @@ pub trait ControlPlane: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct MapHolder {
     current: RwLock<Arc<ShardMap>>,
+    /// The version of the live map; changes wake readers waiting for a shard to close.
+    version: tokio::sync::watch::Sender<u64>,
+    /// Serializes swaps so versions reach `version` in order.
+    swap_lock: Mutex<()>,
 }
 
 impl Default for MapHolder {
     fn default() -> Self {
         Self {
             current: RwLock::new(Arc::new(ShardMap::empty())),
+            version: tokio::sync::watch::channel(0).0,
+            swap_lock: Mutex::new(()),
         }
     }
 }
@@ -121,16 +181,26 @@ impl MapHolder {
     }
 
     fn swap(&self, next: ShardMap) {
-        let mut guard = match self.current.write() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        *guard = Arc::new(next);
+        let version = next.version();
+        {
+            let mut guard = match self.current.write() {
+                Ok(g) => g,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            *guard = Arc::new(next);
+        }
+        self.version.send_replace(version);
+    }
+
+    /// A receiver that changes whenever a new map is swapped in.
+    pub fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
     }
 
     /// Installs a full snapshot if it verifies and is newer than the current map.
     pub fn install(&self, map: ShardMap) -> Result<(), MapError> {
         map.verify()?;
+        let _serial = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
         if map.version() > self.current().version() {
             self.swap(map);
         }
@@ -139,6 +209,7 @@ impl MapHolder {
 
     /// Applies a delta to the current map; on any error the current map stays.
     pub fn apply(&self, delta: &MapDelta) -> Result<(), MapError> {
+        let _serial = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
         let next = self.current().apply(delta)?;
         self.swap(next);
         Ok(())

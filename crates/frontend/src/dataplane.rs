@@ -106,6 +106,33 @@ pub struct RecordsOut {
     pub child_shards: Vec<ChildOut>,
 }
 
+/// The children of a closed shard, as GetRecords and SubscribeToShard name them at its end.
+pub(crate) fn child_shards(stream: &StreamRoute, id: ShardId) -> Vec<ChildOut> {
+    stream
+        .children(id)
+        .map(|c| ChildOut {
+            shard_id: c.shard_id.to_string(),
+            parent_shards: [c.parent, c.adjacent_parent]
+                .into_iter()
+                .flatten()
+                .map(|p| p.to_string())
+                .collect(),
+            starting_hash_key: c.hash_range.start,
+            ending_hash_key: c.hash_range.end,
+        })
+        .collect()
+}
+
+/// Milliseconds a reader is behind the shard's tip after a read (0 when it has caught up).
+pub(crate) fn millis_behind(out: &crate::backend::ReadOut) -> u64 {
+    match out.records.last() {
+        Some(last) if out.next_seq_ix < out.tip_next_seq_ix => {
+            out.tip_arrival_ms.saturating_sub(last.arrival_ms)
+        }
+        _ => 0,
+    }
+}
+
 /// The kinds of shard iterator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IteratorType {
@@ -150,8 +177,40 @@ pub struct DataPlane {
     pub now_ms: fn() -> u64,
 }
 
-fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> String {
-    SequenceNumber::new(created_ms / 1000, shard_index, seq_ix, arrival_ms / 1000).to_decimal()
+/// The sequence number clients see for the record at storage index `seq_ix`. The number's index
+/// field is `seq_ix + 1`: index 0 is the shard's StartingSequenceNumber, a position strictly
+/// before its first record, so `AFTER_SEQUENCE_NUMBER` with it reads the first record (as on
+/// AWS), and a subscription's continuation on an empty shard has a number to name.
+pub(crate) fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> String {
+    position_seq(created_ms, shard_index, seq_ix + 1, arrival_ms)
+}
+
+/// The sequence number of the position just before storage index `next_seq_ix` (after every
+/// record below it): AFTER_SEQUENCE_NUMBER with it reads from `next_seq_ix` on.
+pub(crate) fn position_seq(
+    created_ms: u64,
+    shard_index: u32,
+    next_seq_ix: u64,
+    arrival_ms: u64,
+) -> String {
+    SequenceNumber::new(
+        created_ms / 1000,
+        shard_index,
+        next_seq_ix,
+        arrival_ms / 1000,
+    )
+    .to_decimal()
+}
+
+/// The storage index a client's sequence number names for `AT_SEQUENCE_NUMBER` (the record
+/// itself; the StartingSequenceNumber names the first record).
+pub(crate) fn at_seq_ix(parsed: &SequenceNumber) -> u64 {
+    parsed.seq_ix.saturating_sub(1)
+}
+
+/// The storage index `AFTER_SEQUENCE_NUMBER` starts at.
+pub(crate) fn after_seq_ix(parsed: &SequenceNumber) -> u64 {
+    parsed.seq_ix
 }
 
 impl DataPlane {
@@ -197,7 +256,7 @@ impl DataPlane {
         }
     }
 
-    fn stream(&self, name: &str) -> Result<Arc<StreamRoute>, ApiError> {
+    pub(crate) fn stream(&self, name: &str) -> Result<Arc<StreamRoute>, ApiError> {
         self.maps
             .current()
             .stream(name)
@@ -426,6 +485,37 @@ impl DataPlane {
         starting_sequence_number: Option<&str>,
         timestamp_ms: Option<u64>,
     ) -> Result<String, ApiError> {
+        let now = (self.now_ms)();
+        let (shard, position) = self
+            .resolve_position(
+                stream_name,
+                shard_id,
+                kind,
+                starting_sequence_number,
+                timestamp_ms,
+                "GetShardIterator",
+            )
+            .await?;
+        Ok(self.iterators.encode(&ShardIterator {
+            issued_ms: now,
+            stream_name: stream_name.to_owned(),
+            shard_uid: shard.uid,
+            shard_index: shard.shard_id.0,
+            position,
+        }))
+    }
+
+    /// The shard and the position a GetShardIterator call or a SubscribeToShard
+    /// StartingPosition names, with AWS's checks and texts (`op` names the operation in them).
+    pub async fn resolve_position(
+        &self,
+        stream_name: &str,
+        shard_id: &str,
+        kind: IteratorType,
+        starting_sequence_number: Option<&str>,
+        timestamp_ms: Option<u64>,
+        op: &str,
+    ) -> Result<(ShardRoute, Position), ApiError> {
         let acct = &self.identity.account_id;
         let Some(id) = ShardId::parse(shard_id) else {
             return Err(ApiError::new(
@@ -467,7 +557,7 @@ impl DataPlane {
                 let invalid = || {
                     ApiError::new(
                         ErrorKind::InvalidArgument,
-                        format!("StartingSequenceNumber {s} used in GetShardIterator on shard {id} in stream {stream_name} under account {acct} is invalid."),
+                        format!("StartingSequenceNumber {s} used in {op} on shard {id} in stream {stream_name} under account {acct} is invalid."),
                     )
                 };
                 let parsed = SequenceNumber::parse(s).map_err(|_| invalid())?;
@@ -484,11 +574,11 @@ impl DataPlane {
                 if parsed.shard_created_secs != tip.shard_created_ms / 1000 {
                     return Err(ApiError::new(
                         ErrorKind::InvalidArgument,
-                        format!("StartingSequenceNumber {s} used in GetShardIterator on shard {id} in stream {stream_name} under account {acct} is invalid because it did not come from this stream."),
+                        format!("StartingSequenceNumber {s} used in {op} on shard {id} in stream {stream_name} under account {acct} is invalid because it did not come from this stream."),
                     ));
                 }
                 if kind == IteratorType::AtSequenceNumber {
-                    Position::SeqIx(parsed.seq_ix)
+                    Position::SeqIx(at_seq_ix(&parsed))
                 } else {
                     if parsed.seq_ix >= levee_map::seqnum::SEQ_IX_MAX {
                         return Err(ApiError::new(
@@ -496,7 +586,7 @@ impl DataPlane {
                             "Invalid SequenceNumber for ShardIteratorType AFTER_SEQUENCE_NUMBER, SequenceNumber has reached max possible value for the shard.",
                         ));
                     }
-                    Position::SeqIx(parsed.seq_ix + 1)
+                    Position::SeqIx(after_seq_ix(&parsed))
                 }
             }
             (IteratorType::TrimHorizon, None) => Position::SeqIx(0),
@@ -519,13 +609,7 @@ impl DataPlane {
                 Position::Timestamp(ts)
             }
         };
-        Ok(self.iterators.encode(&ShardIterator {
-            issued_ms: now,
-            stream_name: stream_name.to_owned(),
-            shard_uid: shard.uid,
-            shard_index: id.0,
-            position,
-        }))
+        Ok((shard, position))
     }
 
     pub async fn get_records(
@@ -578,26 +662,9 @@ impl DataPlane {
                 data: r.data.clone(),
             })
             .collect::<Vec<_>>();
-        let millis_behind_latest = match out.records.last() {
-            Some(last) if out.next_seq_ix < out.tip_next_seq_ix => {
-                out.tip_arrival_ms.saturating_sub(last.arrival_ms)
-            }
-            _ => 0,
-        };
+        let millis_behind_latest = millis_behind(&out);
         let child_shards: Vec<ChildOut> = if out.shard_end {
-            stream
-                .children(id)
-                .map(|c| ChildOut {
-                    shard_id: c.shard_id.to_string(),
-                    parent_shards: [c.parent, c.adjacent_parent]
-                        .into_iter()
-                        .flatten()
-                        .map(|p| p.to_string())
-                        .collect(),
-                    starting_hash_key: c.hash_range.start,
-                    ending_hash_key: c.hash_range.end,
-                })
-                .collect()
+            child_shards(&stream, id)
         } else {
             Vec::new()
         };

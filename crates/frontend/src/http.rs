@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode, Version};
@@ -29,7 +29,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use levee_protocol::{ApiError, ErrorKind, Operation, WireFormat};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, Semaphore};
 
 /// Largest request body accepted: a 10 MiB PutRecords grows by a third as base64 JSON.
 pub const REQUEST_BODY_BYTES_MAX: usize = 16 << 20;
@@ -44,7 +44,14 @@ pub struct HttpConfig {
     pub body_bytes_max: usize,
     pub connections_max: usize,
     pub shutdown_grace_ms: u64,
+    /// TLS on the same port, detected from the first byte (see [`crate::tls`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long a new connection may take to send its first byte and finish a TLS handshake.
+    pub handshake_timeout_ms: u64,
 }
+
+/// Default for [`HttpConfig::handshake_timeout_ms`].
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -52,6 +59,8 @@ impl Default for HttpConfig {
             body_bytes_max: REQUEST_BODY_BYTES_MAX,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             shutdown_grace_ms: SHUTDOWN_GRACE_MS,
+            tls: None,
+            handshake_timeout_ms: HANDSHAKE_TIMEOUT_MS,
         }
     }
 }
@@ -67,10 +76,8 @@ pub struct Call {
 
 /// What handles calls: returns the encoded response body, or an error to encode.
 pub trait Dispatch: Send + Sync + 'static {
-    fn dispatch(
-        &self,
-        call: Call,
-    ) -> Pin<Box<dyn Future<Output = Result<Vec<u8>, ApiError>> + Send>>;
+    fn dispatch(&self, call: Call)
+        -> Pin<Box<dyn Future<Output = Result<Reply, ApiError>> + Send>>;
 }
 
 /// Counters of the HTTP layer (requests by HTTP version, connections).
@@ -83,7 +90,8 @@ pub struct HttpStats {
 }
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting and gives in-flight
-/// requests `shutdown_grace_ms` to finish.
+/// requests `shutdown_grace_ms` to finish. With `cfg.tls` set, a connection whose first byte is
+/// a TLS handshake record (0x16) is served over TLS (ALPN `h2` or `http/1.1`); others in clear.
 pub async fn serve(
     listener: TcpListener,
     cfg: HttpConfig,
@@ -92,7 +100,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(Semaphore::new(cfg.connections_max.max(1)));
+    metrics::gauge!("levee_http_connections_max").set(cfg.connections_max as f64);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let tls = cfg.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let cfg = Arc::new(cfg);
     tokio::pin!(shutdown);
     loop {
@@ -114,27 +124,39 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let dispatch = dispatch.clone();
-        let stats2 = stats.clone();
-        let cfg2 = cfg.clone();
-        let service = hyper::service::service_fn(move |req| {
-            let dispatch = dispatch.clone();
-            let stats = stats2.clone();
-            let cfg = cfg2.clone();
-            async move { Ok::<_, Infallible>(handle(req, peer, &cfg, &*dispatch, &stats).await) }
-        });
-        let conn = auto::Builder::new(TokioExecutor::new())
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        let stats = stats.clone();
+        let conn = Conn {
+            peer,
+            cfg: cfg.clone(),
+            dispatch: dispatch.clone(),
+            stats: stats.clone(),
+            watcher: graceful.watcher(),
+        };
+        let tls = tls.clone();
+        let cfg = cfg.clone();
         stats.connections_open.fetch_add(1, Ordering::Relaxed);
         stats.connections_total.fetch_add(1, Ordering::Relaxed);
+        metrics::gauge!("levee_http_connections_open")
+            .set(stats.connections_open.load(Ordering::Relaxed) as f64);
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            let stats = conn.stats.clone();
+            match tls {
+                Some(acceptor) if is_tls(&stream, &cfg).await => {
+                    let handshake = tokio::time::timeout(
+                        Duration::from_millis(cfg.handshake_timeout_ms),
+                        acceptor.accept(stream),
+                    )
+                    .await;
+                    match handshake {
+                        Ok(Ok(tls_stream)) => conn.serve(tls_stream, true).await,
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                }
+                _ => conn.serve(stream, false).await,
             }
             stats.connections_open.fetch_sub(1, Ordering::Relaxed);
+            metrics::gauge!("levee_http_connections_open")
+                .set(stats.connections_open.load(Ordering::Relaxed) as f64);
             drop(permit);
         });
     }
@@ -143,6 +165,56 @@ pub async fn serve(
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(Duration::from_millis(cfg.shutdown_grace_ms)) => {
             tracing::warn!(grace_ms = cfg.shutdown_grace_ms, "shutdown grace period over; dropping open connections");
+        }
+    }
+}
+
+/// Whether the connection starts with a TLS handshake record. Waits for the first byte at most
+/// the handshake timeout; a silent client is then served in clear (and times out there).
+async fn is_tls(stream: &tokio::net::TcpStream, cfg: &HttpConfig) -> bool {
+    let mut first = [0u8; 1];
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(cfg.handshake_timeout_ms),
+            stream.peek(&mut first)
+        )
+        .await,
+        Ok(Ok(1)) if first[0] == 0x16
+    )
+}
+
+/// One accepted connection's context.
+struct Conn {
+    peer: SocketAddr,
+    cfg: Arc<HttpConfig>,
+    dispatch: Arc<dyn Dispatch>,
+    stats: Arc<HttpStats>,
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl Conn {
+    async fn serve<I>(self, io: I, tls: bool)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            peer,
+            cfg,
+            dispatch,
+            stats,
+            watcher,
+        } = self;
+        let service = hyper::service::service_fn(move |req| {
+            let dispatch = dispatch.clone();
+            let stats = stats.clone();
+            let cfg = cfg.clone();
+            async move { Ok::<_, Infallible>(handle(req, peer, tls, &cfg, &*dispatch, &stats).await) }
+        });
+        let conn = auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), service)
+            .into_owned();
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
     }
 }
@@ -240,18 +312,31 @@ fn check_auth(req: &Request<Incoming>) -> Result<(), ApiError> {
 async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
+    tls: bool,
     cfg: &HttpConfig,
     dispatch: &dyn Dispatch,
     stats: &HttpStats,
-) -> Response<Full<Bytes>> {
-    match req.version() {
-        Version::HTTP_2 => stats.requests_http2.fetch_add(1, Ordering::Relaxed),
-        _ => stats.requests_http1.fetch_add(1, Ordering::Relaxed),
+) -> Response<ReplyBody> {
+    let version = match req.version() {
+        Version::HTTP_2 => {
+            stats.requests_http2.fetch_add(1, Ordering::Relaxed);
+            "HTTP/2"
+        }
+        _ => {
+            stats.requests_http1.fetch_add(1, Ordering::Relaxed);
+            "HTTP/1.1"
+        }
     };
+    metrics::counter!(
+        "levee_http_requests_total",
+        "version" => version,
+        "tls" => if tls { "true" } else { "false" }
+    )
+    .increment(1);
     let request_id = request_id();
     let (status, content_type, body) = route(req, cfg, dispatch, &request_id).await;
     tracing::debug!(%peer, %request_id, status = status.as_u16(), "request");
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(body);
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -264,12 +349,89 @@ async fn handle(
     resp
 }
 
+/// A response body: a whole buffer, or an event stream fed by a subscription's pump (sent as
+/// it comes: HTTP/1.1 chunks or HTTP/2 DATA frames).
+pub enum ReplyBody {
+    Full(Option<Bytes>),
+    Events(mpsc::Receiver<Bytes>),
+}
+
+impl From<Vec<u8>> for ReplyBody {
+    fn from(v: Vec<u8>) -> Self {
+        ReplyBody::Full(Some(Bytes::from(v)))
+    }
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        match self.get_mut() {
+            ReplyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(hyper::body::Frame::data(b)))),
+            ReplyBody::Events(rx) => match rx.poll_recv(cx) {
+                Poll::Ready(Some(b)) => Poll::Ready(Some(Ok(hyper::body::Frame::data(b)))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ReplyBody::Full(None))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            ReplyBody::Full(Some(b)) => hyper::body::SizeHint::with_exact(b.len() as u64),
+            ReplyBody::Full(None) => hyper::body::SizeHint::with_exact(0),
+            ReplyBody::Events(_) => hyper::body::SizeHint::default(),
+        }
+    }
+}
+
 async fn route(
     req: Request<Incoming>,
     cfg: &HttpConfig,
     dispatch: &dyn Dispatch,
     request_id: &str,
-) -> (StatusCode, &'static str, Vec<u8>) {
+) -> (StatusCode, &'static str, ReplyBody) {
+    let (status, content_type, reply) = checked(req, cfg, dispatch, request_id).await;
+    let body = match reply {
+        Reply::Body(b) => ReplyBody::from(b),
+        Reply::Events(rx) => ReplyBody::Events(rx),
+    };
+    (status, content_type, body)
+}
+
+/// What a handled call answers: a buffer, or an event stream.
+pub enum Reply {
+    Body(Vec<u8>),
+    Events(mpsc::Receiver<Bytes>),
+}
+
+impl From<Vec<u8>> for Reply {
+    fn from(v: Vec<u8>) -> Self {
+        Reply::Body(v)
+    }
+}
+
+type Answer = (StatusCode, &'static str, Reply);
+
+fn answer((status, content_type, body): (StatusCode, &'static str, Vec<u8>)) -> Answer {
+    (status, content_type, Reply::Body(body))
+}
+
+async fn checked(
+    req: Request<Incoming>,
+    cfg: &HttpConfig,
+    dispatch: &dyn Dispatch,
+    request_id: &str,
+) -> Answer {
     if let Some(len) = req
         .headers()
         .get(CONTENT_LENGTH)
@@ -277,15 +439,15 @@ async fn route(
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > cfg.body_bytes_max {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new());
+            return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()));
         }
     }
     if req.method() != Method::POST {
-        return xml_error(
+        return answer(xml_error(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             Some("Unable to determine service/operation name to be authorized"),
-        );
+        ));
     }
     let content_type = req
         .headers()
@@ -307,27 +469,34 @@ async fn route(
         .await
     {
         Ok(b) => b.to_bytes(),
-        Err(_) => return (StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()),
+        Err(_) => return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new())),
     };
     let Some(format) = format else {
         if !target.contains('.') || target.ends_with('.') || target.starts_with('.') {
-            return xml_error(
+            return answer(xml_error(
                 StatusCode::FORBIDDEN,
                 "AccessDeniedException",
                 Some("Unable to determine service/operation name to be authorized"),
-            );
+            ));
         }
-        return xml_error(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+        return answer(xml_error(
+            StatusCode::NOT_FOUND,
+            "UnknownOperationException",
+            None,
+        ));
     };
     let op = match op {
         Ok(op) => op,
-        Err(e) => return api_error(format, &e),
+        Err(e) => return answer(api_error(format, &e)),
     };
     if body.is_empty() {
-        return api_error(format, &ApiError::new(ErrorKind::Serialization, ""));
+        return answer(api_error(
+            format,
+            &ApiError::new(ErrorKind::Serialization, ""),
+        ));
     }
     if let Err(e) = auth {
-        return api_error(format, &e);
+        return answer(api_error(format, &e));
     }
     let call = Call {
         op,
@@ -336,12 +505,17 @@ async fn route(
         request_id: request_id.to_owned(),
     };
     match dispatch.dispatch(call).await {
+        Ok(Reply::Events(rx)) => (
+            StatusCode::OK,
+            crate::eventstream::CONTENT_TYPE,
+            Reply::Events(rx),
+        ),
         Ok(body) => (StatusCode::OK, format.content_type(), body),
         Err(e) => {
             if e.kind == ErrorKind::InternalFailure {
                 tracing::error!(%request_id, op = op.name(), error = %e.message, "internal failure");
             }
-            api_error(format, &e)
+            answer(api_error(format, &e))
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Levee's front-end: speaks the Kinesis wire protocols (JSON and CBOR over HTTP/1.1 and h2c),
+//! Levee's front-end: speaks the Kinesis wire protocols (JSON and CBOR over HTTP/1.1, h2c and TLS with h2),
 //! checks requests, routes data operations by the shard map to storage, and forwards control
 //! operations to the control plane. It is stateless apart from its map and never depends on the
 //! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
@@ -9,10 +9,16 @@
 //! - [`backend`]: the control-plane and storage interfaces, and the map holder.
 //! - [`metrics`]: wrappers that record per-operation and per-stream metrics.
 //! - [`service`]: decodes each call and sends it where it belongs.
+//! - [`subscribe`]: SubscribeToShard — the push of committed records to fan-out consumers.
+//! - [`eventstream`]: the event-stream framing of SubscribeToShard's response.
+//! - [`tls`]: TLS (certificate files or a generated self-signed one) on the API port.
 
 pub mod backend;
 pub mod dataplane;
+pub mod eventstream;
 pub mod http;
 pub mod iterator;
 pub mod metrics;
 pub mod service;
+pub mod subscribe;
+pub mod tls;

@@ -22,7 +22,7 @@ use levee_protocol::ApiError;
 use crate::backend::{
     AppendError, Appended, BoxFuture, MapHolder, ReadFrom, ReadOut, StoragePlane, Tip,
 };
-use crate::http::{Call, Dispatch};
+use crate::http::{Call, Dispatch, Reply};
 
 /// Requests per operation (counter; label `operation`).
 pub const API_REQUESTS: &str = "levee_api_requests_total";
@@ -103,7 +103,7 @@ impl MeteredDispatch {
 }
 
 /// Records one finished call (shared by the wrapper and its tests).
-fn record(op: &'static str, started: Instant, result: &Result<Vec<u8>, ApiError>) {
+fn record<T>(op: &'static str, started: Instant, result: &Result<T, ApiError>) {
     TOTALS.requests.fetch_add(1, Ordering::Relaxed);
     let seconds = started.elapsed().as_secs_f64();
     metrics::counter!(API_REQUESTS, "operation" => op).increment(1);
@@ -131,8 +131,7 @@ impl Dispatch for MeteredDispatch {
     fn dispatch(
         &self,
         call: Call,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Vec<u8>, ApiError>> + Send>>
-    {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Reply, ApiError>> + Send>> {
         let op = call.op.name();
         let started = Instant::now();
         let fut = self.inner.dispatch(call);
@@ -300,6 +299,10 @@ impl StoragePlane for MeteredStorage {
 
     fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
         self.inner.tip(shard)
+    }
+
+    fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
+        self.inner.append_signal(shard)
     }
 }
 

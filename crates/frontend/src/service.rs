@@ -11,12 +11,14 @@ use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, T
 
 use crate::backend::{BoxFuture, ControlPlane};
 use crate::dataplane::{DataPlane, IteratorType, PutEntry};
-use crate::http::{Call, Dispatch};
+use crate::http::{Call, Dispatch, Reply};
+use crate::subscribe::Subscriptions;
 
 /// Decodes calls and sends each where it belongs.
 pub struct KinesisService {
     pub data: DataPlane,
     pub control: Arc<dyn ControlPlane>,
+    pub subscriptions: Arc<Subscriptions>,
 }
 
 /// A cheaply cloned handle that implements [`Dispatch`].
@@ -155,8 +157,23 @@ impl KinesisService {
 }
 
 impl Dispatch for Service {
-    fn dispatch(&self, call: Call) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+    fn dispatch(&self, call: Call) -> BoxFuture<Result<Reply, ApiError>> {
         let this = self.0.clone();
-        Box::pin(async move { this.call(call).await })
+        Box::pin(async move {
+            if call.op == levee_protocol::Operation::SubscribeToShard {
+                let Request::SubscribeToShard(input) =
+                    decode_request(call.op, call.format, &call.body)?
+                else {
+                    // decode_request answers the operation it is given.
+                    return Err(ApiError::new(
+                        levee_protocol::ErrorKind::InternalFailure,
+                        "",
+                    ));
+                };
+                let events = crate::subscribe::subscribe(this, call.format, input).await?;
+                return Ok(Reply::Events(events));
+            }
+            this.call(call).await.map(Reply::Body)
+        })
     }
 }

@@ -28,6 +28,15 @@ pub struct ServeConfig {
     pub blocking_threads: usize,
     /// The master key file (outside the data directory): wraps data keys and stored secrets.
     pub master_key_file: PathBuf,
+    /// TLS on the API port from these PEM files (both or neither).
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// TLS on the API port with a certificate Levee generates (under `<data-dir>/tls`).
+    pub tls_self_signed: bool,
+    /// SubscribeToShard: lifetime, idle heartbeat and takeover guard, in ms (AWS: 5 min, 5 s, 5 s).
+    pub subscription_duration_ms: u64,
+    pub subscription_heartbeat_ms: u64,
+    pub subscription_takeover_ms: u64,
     /// The admin listener (metrics, health, status page).
     pub admin_listen: SocketAddr,
     /// Connections the front-end serves at once.
@@ -50,6 +59,12 @@ impl Default for ServeConfig {
             worker_threads: worker_threads_default(),
             blocking_threads: BLOCKING_THREADS_DEFAULT,
             master_key_file: levee_keys::default_master_key_path(),
+            tls_cert: None,
+            tls_key: None,
+            tls_self_signed: false,
+            subscription_duration_ms: 300_000,
+            subscription_heartbeat_ms: 5_000,
+            subscription_takeover_ms: 5_000,
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 4590)),
             connections_max: levee_frontend::http::CONNECTIONS_MAX_DEFAULT,
             status_sample_ms: 60_000,
@@ -71,6 +86,12 @@ pub struct FileConfig {
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
     pub master_key_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub subscription_duration_ms: Option<u64>,
+    pub subscription_heartbeat_ms: Option<u64>,
+    pub subscription_takeover_ms: Option<u64>,
     pub admin_listen: Option<SocketAddr>,
     pub connections_max: Option<usize>,
     pub status_sample_ms: Option<u64>,
@@ -97,6 +118,12 @@ pub struct Overrides {
     pub worker_threads: Option<usize>,
     pub blocking_threads: Option<usize>,
     pub master_key_file: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_self_signed: Option<bool>,
+    pub subscription_duration_ms: Option<u64>,
+    pub subscription_heartbeat_ms: Option<u64>,
+    pub subscription_takeover_ms: Option<u64>,
     pub admin_listen: Option<SocketAddr>,
     pub connections_max: Option<usize>,
     pub status_sample_ms: Option<u64>,
@@ -129,6 +156,24 @@ impl ServeConfig {
                 .master_key_file
                 .or(file.master_key_file)
                 .unwrap_or(d.master_key_file),
+            tls_cert: over.tls_cert.or(file.tls_cert),
+            tls_key: over.tls_key.or(file.tls_key),
+            tls_self_signed: over
+                .tls_self_signed
+                .or(file.tls_self_signed)
+                .unwrap_or(d.tls_self_signed),
+            subscription_duration_ms: over
+                .subscription_duration_ms
+                .or(file.subscription_duration_ms)
+                .unwrap_or(d.subscription_duration_ms),
+            subscription_heartbeat_ms: over
+                .subscription_heartbeat_ms
+                .or(file.subscription_heartbeat_ms)
+                .unwrap_or(d.subscription_heartbeat_ms),
+            subscription_takeover_ms: over
+                .subscription_takeover_ms
+                .or(file.subscription_takeover_ms)
+                .unwrap_or(d.subscription_takeover_ms),
             admin_listen: over
                 .admin_listen
                 .or(file.admin_listen)
@@ -147,6 +192,18 @@ impl ServeConfig {
                 .or(file.metrics_push_interval_ms)
                 .unwrap_or(d.metrics_push_interval_ms),
         };
+        anyhow::ensure!(
+            cfg.tls_cert.is_some() == cfg.tls_key.is_some(),
+            "--tls-cert and --tls-key go together"
+        );
+        anyhow::ensure!(
+            !(cfg.tls_self_signed && cfg.tls_cert.is_some()),
+            "--tls-self-signed and --tls-cert exclude each other"
+        );
+        anyhow::ensure!(
+            cfg.subscription_heartbeat_ms >= 1 && cfg.subscription_duration_ms >= 1,
+            "subscription duration and heartbeat must be at least 1 ms"
+        );
         anyhow::ensure!(
             cfg.connections_max >= 1,
             "connections max must be at least 1"

@@ -5,12 +5,14 @@
 use std::sync::Arc;
 
 use base64::Engine as _;
+use levee_catalog::ConsumerStatus;
 use levee_catalog::{CatalogError, Command, Outcome, Stream, StreamMode};
-use levee_frontend::backend::{BoxFuture, ControlPlane};
+use levee_frontend::backend::{AppendSignals, BoxFuture, ConsumerInfo, ControlPlane};
 use levee_frontend::dataplane::{DataPlane, Identity};
 use levee_frontend::http::Dispatch;
 use levee_frontend::iterator::IteratorCodec;
 use levee_frontend::service::{KinesisService, Service};
+use levee_frontend::subscribe::{SubscribeConfig, Subscriptions};
 use levee_map::seqnum::SequenceNumber;
 use levee_protocol::types::{
     self, DescribeStreamOutput, DescribeStreamSummaryOutput, HashKeyRange, ListShardsOutput,
@@ -37,7 +39,11 @@ const LIST_TAGS_DEFAULT: usize = 100;
 const NEXT_TOKEN_TTL_MS: u64 = 300_000;
 
 /// Builds the front-end service of an embedded node.
-pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> Arc<dyn Dispatch> {
+pub fn service(
+    node: Arc<Node>,
+    iterator_key: [u8; 32],
+    subscribe: SubscribeConfig,
+) -> Arc<dyn Dispatch> {
     let data = DataPlane {
         identity: Identity {
             account_id: node.cfg.account_id.clone(),
@@ -47,6 +53,7 @@ pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> Arc<dyn Dispatch> {
         storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
             Arc::new(LocalStorage {
                 engine: node.engine.clone(),
+                signals: Arc::new(AppendSignals::default()),
             }),
             node.maps.clone(),
             crate::admin::shard_level_metrics(),
@@ -55,7 +62,11 @@ pub fn service(node: Arc<Node>, iterator_key: [u8; 32]) -> Arc<dyn Dispatch> {
         now_ms,
     };
     let control = Arc::new(LocalControl { node });
-    Arc::new(Service(Arc::new(KinesisService { data, control })))
+    Arc::new(Service(Arc::new(KinesisService {
+        data,
+        control,
+        subscriptions: Subscriptions::new(subscribe),
+    })))
 }
 
 struct LocalControl {
@@ -761,5 +772,25 @@ impl ControlPlane for LocalControl {
             node: self.node.clone(),
         };
         Box::pin(async move { this.call(request, format).await })
+    }
+
+    fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>> {
+        // The inherent lookup (AWS's validation and not-found texts).
+        let found = LocalControl::consumer(self, None, None, Some(consumer_arn));
+        Box::pin(async move {
+            let d = found?;
+            let stream_name = d
+                .stream_arn
+                .rsplit_once(":stream/")
+                .map_or(d.stream_arn.as_str(), |(_, name)| name)
+                .to_owned();
+            Ok(ConsumerInfo {
+                consumer_name: d.consumer_name,
+                consumer_arn: d.consumer_arn,
+                stream_name,
+                active: d.status == ConsumerStatus::Active,
+                created_ms: d.created_ms,
+            })
+        })
     }
 }

@@ -10,10 +10,12 @@ mod storage_adapter;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use levee_frontend::http::{HttpConfig, HttpStats};
+use levee_frontend::subscribe::SubscribeConfig;
 
 use crate::config::{FileConfig, Overrides, ServeConfig};
 
@@ -73,6 +75,27 @@ struct ServeArgs {
     /// the data directory. [default: $XDG_CONFIG_HOME/levee/master.key]
     #[arg(long, env = "LEVEE_MASTER_KEY_FILE")]
     master_key_file: Option<PathBuf>,
+    /// Serve TLS (h2 or HTTP/1.1 by ALPN) on the API port with this PEM certificate chain, beside
+    /// plain HTTP (detected from the first byte). Needs --tls-key.
+    #[arg(long, env = "LEVEE_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key for --tls-cert.
+    #[arg(long, env = "LEVEE_TLS_KEY")]
+    tls_key: Option<PathBuf>,
+    /// Serve TLS with a certificate Levee generates for local use, kept in <data-dir>/tls
+    /// (trust self-signed.crt there).
+    #[arg(long, env = "LEVEE_TLS_SELF_SIGNED")]
+    tls_self_signed: bool,
+    /// How long a SubscribeToShard subscription lasts, in ms. [default: 300000]
+    #[arg(long, env = "LEVEE_SUBSCRIPTION_DURATION_MS")]
+    subscription_duration_ms: Option<u64>,
+    /// Longest silence of an idle subscription, in ms. [default: 5000]
+    #[arg(long, env = "LEVEE_SUBSCRIPTION_HEARTBEAT_MS")]
+    subscription_heartbeat_ms: Option<u64>,
+    /// A second subscription of a consumer to a shard within this many ms of the first is
+    /// refused; later it takes over. [default: 5000]
+    #[arg(long, env = "LEVEE_SUBSCRIPTION_TAKEOVER_MS")]
+    subscription_takeover_ms: Option<u64>,
     /// A TOML file with any of the settings above (kebab-case keys); flags and environment
     /// variables override it.
     #[arg(long, env = "LEVEE_CONFIG")]
@@ -147,6 +170,12 @@ fn serve(
             worker_threads: args.worker_threads,
             blocking_threads: args.blocking_threads,
             master_key_file: args.master_key_file,
+            tls_cert: args.tls_cert,
+            tls_key: args.tls_key,
+            tls_self_signed: args.tls_self_signed.then_some(true),
+            subscription_duration_ms: args.subscription_duration_ms,
+            subscription_heartbeat_ms: args.subscription_heartbeat_ms,
+            subscription_takeover_ms: args.subscription_takeover_ms,
             admin_listen: args.admin_listen,
             connections_max: args.connections_max,
             status_sample_ms: args.status_sample_ms,
@@ -182,13 +211,24 @@ fn serve(
         let addr = listener.local_addr()?;
         let _ = shared.api_addr.set(addr);
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
+        let tls = tls_config(&cfg)?;
+        let dispatch = control::service(
+            node.clone(),
+            node::iterator_key(&cfg.data_dir)?,
+            SubscribeConfig {
+                duration: Duration::from_millis(cfg.subscription_duration_ms),
+                heartbeat: Duration::from_millis(cfg.subscription_heartbeat_ms),
+                takeover_guard: Duration::from_millis(cfg.subscription_takeover_ms),
+                ..SubscribeConfig::default()
+            },
+        );
         announce(&format!("levee listening on http://{addr}"));
-        let dispatch = control::service(node.clone(), node::iterator_key(&cfg.data_dir)?);
         let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
         let stats = Arc::new(HttpStats::default());
         levee_frontend::http::serve(
             listener,
             HttpConfig {
+                tls,
                 connections_max: cfg.connections_max,
                 ..HttpConfig::default()
             },
@@ -200,6 +240,26 @@ fn serve(
         tracing::info!("shutting down");
         node.checkpoint().await
     })
+}
+
+/// The TLS configuration the settings ask for, if any.
+fn tls_config(cfg: &ServeConfig) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if let (Some(cert), Some(key)) = (&cfg.tls_cert, &cfg.tls_key) {
+        let tls = levee_frontend::tls::server_config(cert, key)?;
+        announce(&format!("levee serves TLS with {}", cert.display()));
+        return Ok(Some(tls));
+    }
+    if cfg.tls_self_signed {
+        let host = cfg.listen.ip().to_string();
+        let (tls, cert) = levee_frontend::tls::self_signed(&cfg.data_dir.join("tls"), &[host])?;
+        tracing::info!(cert = %cert.display(), "serving TLS with a self-signed certificate");
+        announce(&format!(
+            "levee serves TLS with self-signed certificate {}",
+            cert.display()
+        ));
+        return Ok(Some(tls));
+    }
+    Ok(None)
 }
 
 async fn shutdown_signal() {

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use levee_frontend::backend::{
-    AppendError, Appended, BoxFuture, ReadFrom, ReadOut, StoragePlane, StoredRecord, Tip,
+    AppendError, AppendSignals, Appended, BoxFuture, ReadFrom, ReadOut, StoragePlane, StoredRecord,
+    Tip,
 };
 use levee_map::ShardRoute;
 use levee_protocol::{ApiError, ErrorKind};
@@ -14,6 +15,8 @@ use levee_storage::{Engine, Error, ShardUid};
 
 pub struct LocalStorage {
     pub engine: Arc<Engine>,
+    /// Woken after each committed append, for SubscribeToShard.
+    pub signals: Arc<AppendSignals>,
 }
 
 /// Maps a storage error onto the Kinesis error a client sees; internal causes are logged here,
@@ -49,9 +52,12 @@ impl StoragePlane for LocalStorage {
             Error::ShardClosed(_) | Error::ShardNotFound(_) => AppendError::Stale,
             other => AppendError::Api(to_api(other)),
         };
+        let signals = self.signals.clone();
+        let shard_uid = shard.uid;
         Box::pin(async move {
             let created = created.map_err(append_error)?;
             let a = ticket.map_err(append_error)?.await.map_err(append_error)?;
+            signals.notify(shard_uid);
             Ok(Appended {
                 first_seq_ix: a.first_seq_ix,
                 arrival_ms: a.arrival_ms,
@@ -97,6 +103,10 @@ impl StoragePlane for LocalStorage {
                 shard_created_ms: created,
             })
         })
+    }
+
+    fn append_signal(&self, shard: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
+        self.signals.watch(shard.uid)
     }
 
     fn tip(&self, shard: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
