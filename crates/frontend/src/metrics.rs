@@ -339,6 +339,9 @@ mod tests {
         fn tip(&self, _: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
             unreachable!("not read in this test")
         }
+        fn append_signal(&self, _: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
+            tokio::sync::watch::channel(()).1
+        }
     }
 
     fn stream(name: &str, uid: u64) -> StreamRoute {
