@@ -457,3 +457,53 @@ fn write_ring(ring: &Option<Arc<Ring>>, busy: &Arc<AtomicBool>, sample: Sample) 
         busy.store(false, Ordering::Release);
     }));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_write_is_skipped_and_counted_while_the_previous_one_is_still_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, _) = Ring::open(&dir.path().join("ring")).unwrap();
+        let ring = Some(Arc::new(ring));
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A write in flight (a slow disk): the next one is skipped, not queued.
+        let busy = Arc::new(AtomicBool::new(true));
+        let sample = Sample {
+            seq: 1,
+            at_ms: 1,
+            values: [1; ring::VALUES],
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let _guard = rt.enter();
+            write_ring(&ring, &busy, sample);
+            write_ring(&ring, &busy, sample);
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("levee_status_ring_writes_skipped_total{reason=\"busy\"} 2"),
+            "{text}"
+        );
+        drop(rt);
+        let (_, got) = Ring::open(&dir.path().join("ring")).unwrap();
+        assert!(got.is_empty(), "nothing was written while busy");
+        // Once the previous write is done, the next one goes to disk.
+        busy.store(false, Ordering::Release);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            write_ring(&ring, &busy, sample);
+            while busy.load(Ordering::Acquire) {
+                tokio::task::yield_now().await;
+            }
+        });
+        let (_, got) = Ring::open(&dir.path().join("ring")).unwrap();
+        assert_eq!(got, vec![sample]);
+    }
+}
