@@ -105,8 +105,15 @@ impl MeteredDispatch {
 /// Records one finished call (shared by the wrapper and its tests).
 fn record<T>(op: &'static str, started: Instant, result: &Result<T, ApiError>) {
     TOTALS.requests.fetch_add(1, Ordering::Relaxed);
+    let seconds = started.elapsed().as_secs_f64();
     metrics::counter!(API_REQUESTS, "operation" => op).increment(1);
-    metrics::histogram!(API_LATENCY, "operation" => op).record(started.elapsed().as_secs_f64());
+    metrics::histogram!(API_LATENCY, "operation" => op).record(seconds);
+    tracing::debug!(
+        operation = op,
+        ms = seconds * 1000.0,
+        error = result.as_ref().err().map(|e| e.kind.type_name()),
+        "request"
+    );
     if let Err(e) = result {
         let error = e.kind.type_name();
         metrics::counter!(API_ERRORS, "operation" => op, "error" => error).increment(1);
@@ -136,6 +143,15 @@ impl Dispatch for MeteredDispatch {
     }
 }
 
+/// Bumped when the streams selected for shard-level series change (enhanced monitoring turned
+/// on or off), so the label cache is rebuilt even when the shard map did not change.
+static SHARD_LEVEL_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Tells the metering wrappers that the shard-level selection changed.
+pub fn shard_level_changed() {
+    SHARD_LEVEL_EPOCH.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+}
+
 /// Selects the streams whose shards get their own series (enhanced monitoring).
 pub type ShardLevel = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
@@ -152,7 +168,8 @@ pub struct MeteredStorage {
     maps: Arc<MapHolder>,
     shard_level: ShardLevel,
     /// Shard uid → labels, rebuilt when the map's version changes (bounded by the map's size).
-    labels: Mutex<(u64, HashMap<u64, Labels>)>,
+    /// Keyed by (map version, shard-level selection epoch).
+    labels: Mutex<((u64, u64), HashMap<u64, Labels>)>,
 }
 
 /// Per-stream incoming bytes (counter; label `stream`, and `shard` when enhanced).
@@ -177,14 +194,18 @@ impl MeteredStorage {
             inner,
             maps,
             shard_level,
-            labels: Mutex::new((u64::MAX, HashMap::new())),
+            labels: Mutex::new(((u64::MAX, u64::MAX), HashMap::new())),
         }
     }
 
     fn labels(&self, uid: u64) -> Option<Labels> {
         let map = self.maps.current();
+        let key = (
+            map.version(),
+            SHARD_LEVEL_EPOCH.load(std::sync::atomic::Ordering::Acquire),
+        );
         let mut cache = self.labels.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.0 != map.version() {
+        if cache.0 != key {
             cache.1.clear();
             for s in map.streams() {
                 let stream: Arc<str> = Arc::from(s.name.as_str());
@@ -200,7 +221,7 @@ impl MeteredStorage {
                     );
                 }
             }
-            cache.0 = map.version();
+            cache.0 = key;
         }
         cache.1.get(&uid).cloned()
     }
@@ -300,5 +321,120 @@ impl StoragePlane for MeteredStorage {
 
     fn shard_limits(&self) -> Option<&crate::shard_limits::ShardLimiter> {
         self.inner.shard_limits()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use levee_map::{even_split, GroupId, NodeId, ShardId, ShardMap, StreamRoute, StreamState};
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    struct Fake;
+    impl StoragePlane for Fake {
+        fn append(
+            &self,
+            _: &ShardRoute,
+            _: Vec<(Bytes, Bytes)>,
+        ) -> BoxFuture<Result<Appended, AppendError>> {
+            Box::pin(async {
+                Ok(Appended {
+                    first_seq_ix: 0,
+                    arrival_ms: 0,
+                    shard_created_ms: 0,
+                    encrypted: false,
+                })
+            })
+        }
+        fn read(
+            &self,
+            _: &ShardRoute,
+            _: ReadFrom,
+            _: usize,
+            _: u64,
+        ) -> BoxFuture<Result<ReadOut, ApiError>> {
+            unreachable!("not read in this test")
+        }
+        fn tip(&self, _: &ShardRoute) -> BoxFuture<Result<Tip, ApiError>> {
+            unreachable!("not read in this test")
+        }
+        fn append_signal(&self, _: &ShardRoute) -> tokio::sync::watch::Receiver<()> {
+            tokio::sync::watch::channel(()).1
+        }
+    }
+
+    fn stream(name: &str, uid: u64) -> StreamRoute {
+        StreamRoute {
+            name: name.into(),
+            uid,
+            state: StreamState::Active,
+            shards: even_split(2)
+                .into_iter()
+                .enumerate()
+                .map(|(i, r)| ShardRoute {
+                    shard_id: ShardId(i as u32),
+                    uid: uid * 100 + i as u64,
+                    hash_range: r,
+                    open: true,
+                    group: GroupId(1),
+                    node: NodeId(1),
+                    epoch: 1,
+                    parent: None,
+                    adjacent_parent: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn per_shard_series_only_for_streams_the_predicate_selects() {
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let maps = Arc::new(MapHolder::default());
+        maps.install(ShardMap::build(1, vec![stream("hot", 1), stream("cold", 2)]).unwrap())
+            .unwrap();
+        let m = MeteredStorage::new(Arc::new(Fake), maps.clone(), Arc::new(|s: &str| s == "hot"));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        metrics::with_local_recorder(&recorder, || {
+            for name in ["hot", "cold"] {
+                let map = maps.current();
+                let shard = &map.stream(name).unwrap().shards[1];
+                let rec = vec![(Bytes::from_static(b"pk"), Bytes::from_static(b"data!"))];
+                rt.block_on(m.append(shard, rec)).unwrap();
+            }
+        });
+        let mut got: Vec<(String, Vec<String>, u64)> = snapshotter
+            .snapshot()
+            .into_vec()
+            .into_iter()
+            .filter(|(k, ..)| k.key().name() == STREAM_IN_BYTES)
+            .map(|(k, _, _, v)| {
+                let labels = k
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                let DebugValue::Counter(n) = v else {
+                    panic!("counter")
+                };
+                (k.key().name().to_owned(), labels, n)
+            })
+            .collect();
+        got.sort();
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            got,
+            vec![
+                (STREAM_IN_BYTES.into(), l(&["stream=cold"]), 7),
+                (STREAM_IN_BYTES.into(), l(&["stream=hot"]), 7),
+                (
+                    STREAM_IN_BYTES.into(),
+                    l(&["stream=hot", "shard=shardId-000000000001"]),
+                    7
+                ),
+            ]
+        );
     }
 }

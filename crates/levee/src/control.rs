@@ -75,7 +75,7 @@ pub fn service(
                 at_rest: at_rest.clone(),
             }),
             node.maps.clone(),
-            crate::admin::shard_level_metrics(),
+            crate::admin::shard_level_metrics(node.clone()),
         )),
         iterators: IteratorCodec::new(iterator_key),
         now_ms,
@@ -918,6 +918,7 @@ impl LocalControl {
         let Outcome::MonitoringChanged { current, desired } = outcome else {
             return Err(ApiError::internal_failure());
         };
+        levee_frontend::metrics::shard_level_changed();
         let arn = self.stream(&name)?.arn;
         Ok(encode_response(
             format,

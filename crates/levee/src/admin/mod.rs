@@ -106,6 +106,13 @@ impl Shared {
         }
     }
 
+    /// Log lines dropped because stderr was blocked (the lossy writer's own count).
+    pub fn publish_log_drops(&self) {
+        if let Some(d) = &self.log_drops {
+            metrics::counter!("levee_log_dropped_lines_total").absolute(d.dropped_lines() as u64);
+        }
+    }
+
     pub fn ready(&self) -> bool {
         self.node
             .get()
@@ -145,11 +152,14 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
         return text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "GET only\n");
     }
     match req.uri().path() {
-        "/metrics" => text(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            shared.prom.render(),
-        ),
+        "/metrics" => {
+            shared.publish_log_drops();
+            text(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                shared.prom.render(),
+            )
+        }
         "/health/live" => text(StatusCode::OK, "text/plain", "live\n"),
         "/health/ready" => {
             if shared.ready() {
@@ -175,15 +185,22 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
             "text/html; charset=utf-8",
             status::html(&status::collect(shared)),
         ),
+        // Browsers ask for one; the page has none to fetch.
+        "/favicon.ico" => text(StatusCode::NO_CONTENT, "image/x-icon", ""),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
 
-/// Which streams get per-shard series: those with enhanced monitoring enabled. The catalog
-/// does not record enhanced monitoring yet, so no stream is selected; this is the one place to
-/// wire it.
-pub fn shard_level_metrics() -> levee_frontend::metrics::ShardLevel {
-    Arc::new(|_stream: &str| false)
+/// Streams whose shards get their own series: those with enhanced monitoring enabled (any
+/// shard-level metric) in the catalog.
+pub fn shard_level_metrics(node: Arc<crate::node::Node>) -> levee_frontend::metrics::ShardLevel {
+    Arc::new(move |stream: &str| {
+        node.catalog.read(|c| {
+            c.stream(stream)
+                .map(|s| !s.shard_level_metrics.is_empty())
+                .unwrap_or(false)
+        })
+    })
 }
 
 /// The configuration's worst case of threads, file descriptors and connections.
@@ -377,9 +394,7 @@ async fn sampler(shared: Arc<Shared>) {
                     }
                 }
             }
-            if let Some(d) = &shared.log_drops {
-                metrics::gauge!("levee_log_dropped_lines").set(d.dropped_lines() as f64);
-            }
+            shared.publish_log_drops();
             let (v, seen) = shared.map_version_seen();
             metrics::gauge!("levee_shard_map_version").set(v as f64);
             metrics::gauge!("levee_shard_map_age_seconds")
@@ -446,4 +461,54 @@ fn write_ring(ring: &Option<Arc<Ring>>, busy: &Arc<AtomicBool>, sample: Sample) 
         }
         busy.store(false, Ordering::Release);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_write_is_skipped_and_counted_while_the_previous_one_is_still_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, _) = Ring::open(&dir.path().join("ring")).unwrap();
+        let ring = Some(Arc::new(ring));
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        // A write in flight (a slow disk): the next one is skipped, not queued.
+        let busy = Arc::new(AtomicBool::new(true));
+        let sample = Sample {
+            seq: 1,
+            at_ms: 1,
+            values: [1; ring::VALUES],
+        };
+        metrics::with_local_recorder(&recorder, || {
+            let _guard = rt.enter();
+            write_ring(&ring, &busy, sample);
+            write_ring(&ring, &busy, sample);
+        });
+        let text = handle.render();
+        assert!(
+            text.contains("levee_status_ring_writes_skipped_total{reason=\"busy\"} 2"),
+            "{text}"
+        );
+        drop(rt);
+        let (_, got) = Ring::open(&dir.path().join("ring")).unwrap();
+        assert!(got.is_empty(), "nothing was written while busy");
+        // Once the previous write is done, the next one goes to disk.
+        busy.store(false, Ordering::Release);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            write_ring(&ring, &busy, sample);
+            while busy.load(Ordering::Acquire) {
+                tokio::task::yield_now().await;
+            }
+        });
+        let (_, got) = Ring::open(&dir.path().join("ring")).unwrap();
+        assert_eq!(got, vec![sample]);
+    }
 }

@@ -303,7 +303,10 @@ pub fn html(s: &Status) -> String {
          .pill{display:inline-block;padding:0 .5em;border-radius:.6em;font-weight:600}\
          .muted{color:#718096}.spark{background:#fff;border:1px solid #e2e8f0}\
          .bar{background:#e2e8f0;width:120px;height:10px;display:inline-block}\
-         .bar>span{display:block;height:10px}</style></head><body>",
+         .bar>span{display:block;height:10px}.bar>.ok{background:#38a169}\
+         .bar>.warn{background:#d69e2e}.bar>.critical{background:#e53e3e}\
+         tr.resource.ok{background:#fff}tr.resource.warn{background:#fffff0}\
+         tr.resource.critical{background:#fff5f5}</style></head><body>",
     );
     let ready = if s.ready {
         "<span class=\"pill ok\">READY</span>"
