@@ -1,6 +1,8 @@
 //! `levee`: the Kinesis Data Streams–compatible server. `levee serve` runs the embedded node —
-//! control plane, storage and front-end in one process, data on local disk.
+//! control plane, storage and front-end in one process, data on local disk. `levee stream`,
+//! `put` and `tail` are a client for any Kinesis endpoint (`cli/`).
 
+mod cli;
 mod config;
 mod control;
 mod node;
@@ -31,6 +33,12 @@ struct Cli {
 enum Cmd {
     /// Run the embedded node: the Kinesis API on one port, data on local disk.
     Serve(ServeArgs),
+    /// Create, list, describe, delete and reshard streams (on any Kinesis endpoint).
+    Stream(cli::stream::StreamArgs),
+    /// Put records: from arguments, or one per line of a file or stdin.
+    Put(cli::put::PutArgs),
+    /// Print a stream's records as they arrive, from all shards, following reshards.
+    Tail(cli::tail::TailArgs),
 }
 
 #[derive(Args)]
@@ -67,15 +75,24 @@ struct ServeArgs {
 }
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The client commands log only warnings unless asked: their output is the point.
+    let default_log = match cli.command {
+        Cmd::Serve(_) => "info",
+        _ => "warn,aws_config=error",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Cmd::Serve(args) => serve(args),
+        Cmd::Stream(args) => cli::run(cli::stream::run(args)),
+        Cmd::Put(args) => cli::run(cli::put::run(args)),
+        Cmd::Tail(args) => cli::run(cli::tail::run(args)),
     }
 }
 
