@@ -831,3 +831,140 @@ async fn tail_reads_a_merge_child_only_after_both_parents() {
         "the two parents and the merged child: {shards:?}"
     );
 }
+
+/// A stand-in Kinesis endpoint for one PutRecords exchange: the first call fails its first
+/// record with ProvisionedThroughputExceededException, later calls succeed. Returns the
+/// endpoint and the request bodies it saw.
+async fn throttling_endpoint() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let bodies = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
+            let bodies = bodies.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let head_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    while buf.len() < head_end + len {
+                        let mut chunk = [0u8; 4096];
+                        match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body: Vec<u8> = buf.drain(..head_end + len).skip(head_end).collect();
+                    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    let n = request["Records"].as_array().unwrap().len();
+                    let first_call = {
+                        let mut b = bodies.lock().unwrap();
+                        b.push(String::from_utf8(body).unwrap());
+                        b.len() == 1
+                    };
+                    let records: Vec<serde_json::Value> = (0..n)
+                        .map(|i| {
+                            if first_call && i == 0 {
+                                serde_json::json!({
+                                    "ErrorCode": "ProvisionedThroughputExceededException",
+                                    "ErrorMessage": "Rate exceeded for shard shardId-000000000000",
+                                })
+                            } else {
+                                serde_json::json!({
+                                    "SequenceNumber": format!("{}", 100 + i),
+                                    "ShardId": "shardId-000000000000",
+                                })
+                            }
+                        })
+                        .collect();
+                    let answer = serde_json::json!({
+                        "FailedRecordCount": if first_call { 1 } else { 0 },
+                        "Records": records,
+                    })
+                    .to_string();
+                    let response = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                         x-amzn-requestid: test\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if sock.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, seen)
+}
+
+#[tokio::test]
+async fn put_sends_failed_records_again() {
+    let (endpoint, seen) = throttling_endpoint().await;
+    let home = tempfile::tempdir().unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(COMMAND_SECS_MAX),
+        Command::new(env!("CARGO_BIN_EXE_levee"))
+            .env_clear()
+            .env("HOME", home.path())
+            .args([
+                "put",
+                "s",
+                "first",
+                "second",
+                "-k",
+                "k",
+                "--endpoint-url",
+                &endpoint,
+            ])
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "put 2 records (11 bytes) to s in 1 batch, 1 retry"
+    );
+    let bodies = seen.lock().unwrap().clone();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let data = |body: &str| -> Vec<String> {
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["Records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let b = base64::engine::general_purpose::STANDARD
+                    .decode(r["Data"].as_str().unwrap())
+                    .unwrap();
+                String::from_utf8(b).unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(data(&bodies[0]), ["first", "second"]);
+    assert_eq!(data(&bodies[1]), ["first"], "only the failed record again");
+}

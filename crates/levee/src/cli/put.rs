@@ -36,8 +36,6 @@ const READ_BUFFER_BYTES: usize = 256 * 1024;
 #[derive(Args)]
 #[command(after_help = CONN_HELP)]
 pub struct PutArgs {
-    #[command(flatten)]
-    conn: ConnArgs,
     /// The stream to write to.
     stream: String,
     /// Records, one per argument. Without any, each line of --file (or of stdin) is one record,
@@ -52,6 +50,8 @@ pub struct PutArgs {
     /// Read records from this file, one per line (a progress bar shows on a terminal).
     #[arg(long, short = 'f', conflicts_with = "data")]
     file: Option<PathBuf>,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 /// What a run put, for the summary line.

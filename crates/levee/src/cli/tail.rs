@@ -40,8 +40,6 @@ const THROTTLE_PAUSE_MS_MAX: u64 = 5_000;
 #[derive(Args)]
 #[command(after_help = CONN_HELP)]
 pub struct TailArgs {
-    #[command(flatten)]
-    conn: ConnArgs,
     /// The stream to read.
     stream: String,
     /// Where to start: trim-horizon (the oldest record kept), latest (only new records), or a
@@ -59,6 +57,8 @@ pub struct TailArgs {
     /// Exit after printing this many records.
     #[arg(long)]
     limit: Option<u64>,
+    #[command(flatten)]
+    conn: ConnArgs,
 }
 
 #[derive(Clone, Debug, PartialEq)]
