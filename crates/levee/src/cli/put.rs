@@ -100,13 +100,18 @@ pub async fn run(a: PutArgs) -> anyhow::Result<()> {
                 len,
             )
         }
-        None => (
-            Box::new(BufReader::with_capacity(
-                READ_BUFFER_BYTES,
-                tokio::io::stdin(),
-            )),
-            None,
-        ),
+        None => {
+            if std::io::stdin().is_terminal() {
+                eprintln!("reading records from stdin, one a line; end with Ctrl-D");
+            }
+            (
+                Box::new(BufReader::with_capacity(
+                    READ_BUFFER_BYTES,
+                    tokio::io::stdin(),
+                )),
+                None,
+            )
+        }
     };
     let bar = progress_bar(total_bytes);
     let mut reader = reader;

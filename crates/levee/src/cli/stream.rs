@@ -235,7 +235,8 @@ fn hash_range(s: &Shard) -> anyhow::Result<(u128, u128)> {
     Ok((parse(r.starting_hash_key())?, parse(r.ending_hash_key())?))
 }
 
-fn is_open(s: &Shard) -> bool {
+/// Whether the shard is open (has no ending sequence number).
+pub fn is_open(s: &Shard) -> bool {
     s.sequence_number_range()
         .is_none_or(|r| r.ending_sequence_number().is_none())
 }

@@ -23,7 +23,7 @@ use clap::{Args, ValueEnum};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::stream::list_all_shards;
+use super::stream::{is_open, list_all_shards};
 use super::{aws_error, connect, rfc3339, AwsResultExt, ConnArgs, CONN_HELP};
 
 /// Batches of records queued between the shard readers and the printer.
@@ -307,11 +307,6 @@ async fn discover_children(
             (s.shard_id().to_owned(), parents)
         })
         .collect())
-}
-
-fn is_open(s: &Shard) -> bool {
-    s.sequence_number_range()
-        .is_none_or(|r| r.ending_sequence_number().is_none())
 }
 
 fn print_record(out: &mut impl Write, a: &TailArgs, shard: &str, r: &Record) -> anyhow::Result<()> {
