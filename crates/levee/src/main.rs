@@ -1,7 +1,9 @@
 //! `levee`: the Kinesis Data Streams–compatible server. `levee serve` runs the embedded node —
-//! control plane, storage and front-end in one process, data on local disk.
+//! control plane, storage and front-end in one process, data on local disk. `levee stream`,
+//! `put` and `tail` are a client for any Kinesis endpoint (`cli/`).
 
 mod admin;
+mod cli;
 mod config;
 mod control;
 mod credentials;
@@ -39,6 +41,12 @@ enum Cmd {
     Status(StatusArgs),
     /// Manage the access keys `serve` verifies request signatures against.
     Credentials(CredentialsArgs),
+    /// Create, list, describe, delete and reshard streams (on any Kinesis endpoint).
+    Stream(cli::stream::StreamArgs),
+    /// Put records: from arguments, or one per line of a file or stdin.
+    Put(cli::put::PutArgs),
+    /// Print a stream's records as they arrive, from all shards, following reshards.
+    Tail(cli::tail::TailArgs),
 }
 
 #[derive(Args)]
@@ -169,6 +177,12 @@ struct ServeArgs {
 pub const LOG_QUEUE_LINES_MAX: usize = 8_192;
 
 fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The client commands log only warnings unless asked: their output is the point.
+    let default_log = match cli.command {
+        Cmd::Serve(_) => "info",
+        _ => "warn,aws_config=error",
+    };
     // Logs go through a bounded, lossy queue to a writer thread: a blocked stderr drops (and
     // counts) lines instead of blocking the request path.
     let (writer, _log_guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
@@ -180,14 +194,17 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LEVEE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(writer)
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Cmd::Serve(args) => serve(*args, log_drops),
         Cmd::Status(args) => admin::term::run(&args.admin, args.json),
         Cmd::Credentials(args) => credentials_cmd(args),
+        Cmd::Stream(args) => cli::run(cli::stream::run(args)),
+        Cmd::Put(args) => cli::run(cli::put::run(args)),
+        Cmd::Tail(args) => cli::run(cli::tail::run(args)),
     }
 }
 
