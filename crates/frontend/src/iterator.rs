@@ -5,9 +5,12 @@
 //! minutes with AWS's ExpiredIteratorException text.
 //!
 //! Layout before base64 (standard alphabet with padding, as AWS's iterators are), all integers
-//! big-endian:
-//! `version u8 (1) | issued_ms u64 | shard_uid u64 | shard index u32 | position kind u8 |
-//! position u64 | stream-name length u8 | stream name | 16-byte HMAC-SHA256 tag of all before`.
+//! big-endian, shaped like AWS's (8 bytes `00 00 00 00 00 00 00 01`, then a length of
+//! 152 + 16·k bytes in all, as kinesalite recorded them):
+//! `header [0,0,0,0,0,0,0,1] | version u8 (1) | issued_ms u64 | shard_uid u64 | shard index u32 |
+//! position kind u8 | position u64 | stream-name length u8 | stream name | zero padding |
+//! 16-byte HMAC-SHA256 tag of all before`. Iterators of the earlier layout (no header, no
+//! padding, URL-safe base64) are still read.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -18,6 +21,11 @@ pub const ITERATOR_TTL_MS: u64 = 300_000;
 /// Bytes of the truncated HMAC tag.
 const TAG_BYTES: usize = 16;
 const VERSION: u8 = 1;
+/// The first 8 bytes of every iterator, as AWS's begin.
+const HEADER: [u8; 8] = [0, 0, 0, 0, 0, 0, 0, 1];
+/// The shortest iterator in bytes; longer ones grow in steps of [`ITERATOR_STEP_BYTES`].
+const ITERATOR_BYTES_MIN: usize = 152;
+const ITERATOR_STEP_BYTES: usize = 16;
 /// AWS's documented maximum iterator length.
 pub const ITERATOR_CHARS_MAX: usize = 512;
 
@@ -93,9 +101,20 @@ impl IteratorCodec {
         b.extend_from_slice(&pos.to_be_bytes());
         b.push(name.len().min(255) as u8);
         b.extend_from_slice(&name[..name.len().min(255)]);
-        let tag = self.tag(&b);
-        b.extend_from_slice(&tag);
-        base64::engine::general_purpose::STANDARD.encode(b)
+        // Header in front, zero padding to AWS's length steps, the tag last.
+        let mut out = Vec::with_capacity(ITERATOR_BYTES_MIN + b.len());
+        out.extend_from_slice(&HEADER);
+        out.extend_from_slice(&b);
+        let unpadded = out.len() + TAG_BYTES;
+        let total = ITERATOR_BYTES_MIN
+            + unpadded
+                .saturating_sub(ITERATOR_BYTES_MIN)
+                .div_ceil(ITERATOR_STEP_BYTES)
+                * ITERATOR_STEP_BYTES;
+        out.resize(total - TAG_BYTES, 0);
+        let tag = self.tag(&out);
+        out.extend_from_slice(&tag);
+        base64::engine::general_purpose::STANDARD.encode(out)
     }
 
     /// Decodes and verifies an iterator; `now_ms` decides expiry. Some clients send the
@@ -123,7 +142,11 @@ impl IteratorCodec {
         mac.update(body);
         mac.verify_truncated_left(tag)
             .map_err(|_| IteratorError::Invalid)?;
-        let it = parse_body(body).ok_or(IteratorError::Invalid)?;
+        let it = match body.strip_prefix(&HEADER[..]) {
+            Some(rest) => parse_body(rest, true),
+            None => parse_body(body, false),
+        }
+        .ok_or(IteratorError::Invalid)?;
         if now_ms.saturating_sub(it.issued_ms) > ITERATOR_TTL_MS {
             return Err(IteratorError::Expired(format!(
                 "Iterator expired. The iterator was created at time {} while right now it is {} which is further in the future than the tolerated delay of {ITERATOR_TTL_MS} milliseconds.",
@@ -135,7 +158,8 @@ impl IteratorCodec {
     }
 }
 
-fn parse_body(b: &[u8]) -> Option<ShardIterator> {
+/// The fields after the header; `padded` allows (only) zero bytes after the stream name.
+fn parse_body(b: &[u8], padded: bool) -> Option<ShardIterator> {
     let u64_at = |at: usize| -> Option<u64> {
         let s = b.get(at..at + 8)?;
         let mut a = [0u8; 8];
@@ -153,7 +177,8 @@ fn parse_body(b: &[u8]) -> Option<ShardIterator> {
     let pos = u64_at(22)?;
     let name_len = *b.get(30)? as usize;
     let name = b.get(31..31 + name_len)?;
-    if b.len() != 31 + name_len {
+    let rest = b.get(31 + name_len..)?;
+    if !(rest.is_empty() || padded && rest.iter().all(|&z| z == 0)) {
         return None;
     }
     let position = match kind {
