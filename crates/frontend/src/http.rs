@@ -39,8 +39,10 @@ pub const REQUEST_BODY_BYTES_MAX: usize = 16 << 20;
 pub const CONNECTIONS_MAX_DEFAULT: usize = 4096;
 /// How long graceful shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
-/// How long a client may take to send a request's head (HTTP/1.1; slowloris defence).
-pub const HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// How long a client may take to send a request's head (HTTP/1.1; slowloris defence). Depending
+/// on the hyper version it also bounds an idle keep-alive connection's wait for its next request,
+/// so it stays at hyper's own default (30 s), longer than SDKs keep idle connections in use.
+pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 /// How long a client may take to send a request's body.
 pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
 

@@ -124,3 +124,89 @@ async fn flood_past_the_in_flight_limit_is_shed_fast_and_the_server_stays_health
     }
     client.list_streams().send().await.unwrap();
 }
+
+/// Closed-loop PutRecord clients for `dur`: (successes, shed answers' latencies).
+async fn closed_loop(
+    client: &aws_sdk_kinesis::Client,
+    clients: usize,
+    dur: Duration,
+) -> (usize, Vec<Duration>) {
+    let end = Instant::now() + dur;
+    let mut tasks = Vec::new();
+    for i in 0..clients {
+        let c = client.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut ok = 0;
+            let mut shed = Vec::new();
+            while Instant::now() < end {
+                let t = Instant::now();
+                match c
+                    .put_record()
+                    .stream_name("goodput")
+                    .partition_key(i.to_string())
+                    .data(Blob::new(vec![b'x'; 100]))
+                    .send()
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(e) => {
+                        assert_eq!(e.code(), Some("ProvisionedThroughputExceededException"));
+                        shed.push(t.elapsed());
+                        // A real client backs off (the SDKs: ≥ 25 ms, jittered, for throttling);
+                        // this one retries after 10 ms.
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            (ok, shed)
+        }));
+    }
+    let mut ok = 0;
+    let mut shed = Vec::new();
+    for t in tasks {
+        let (o, s) = t.await.unwrap();
+        ok += o;
+        shed.extend(s);
+    }
+    (ok, shed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_twice_the_limit_goodput_holds_and_shedding_is_fast() {
+    const LIMIT: usize = 4;
+    let server = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &["--requests-in-flight-max", &LIMIT.to_string()],
+    );
+    let client = no_retry_client(&server);
+    client
+        .create_stream()
+        .stream_name("goodput")
+        .shard_count(4)
+        .send()
+        .await
+        .unwrap();
+    wait_active(&client, "goodput").await;
+    // Capacity (as many clients as the limit) and twice the load, measured in alternating
+    // windows so that other load on a shared machine falls on both alike.
+    let dur = Duration::from_millis(400);
+    let (mut capacity, mut goodput, mut shed) = (0, 0, Vec::new());
+    for _ in 0..4 {
+        capacity += closed_loop(&client, LIMIT, dur).await.0;
+        let (ok, s) = closed_loop(&client, 2 * LIMIT, dur).await;
+        goodput += ok;
+        shed.extend(s);
+    }
+    shed.sort();
+    let p99 = shed.get(shed.len() * 99 / 100).copied().unwrap_or_default();
+    println!(
+        "overload at 2x: capacity {capacity}, goodput {goodput} ({:.0} %), {} shed, shed p99 {p99:?}",
+        100.0 * goodput as f64 / capacity.max(1) as f64,
+        shed.len()
+    );
+    assert!(
+        goodput as f64 >= 0.8 * capacity as f64,
+        "goodput {goodput} under 80 % of capacity {capacity}"
+    );
+    assert!(p99 < Duration::from_millis(50), "shed p99 {p99:?}");
+}
