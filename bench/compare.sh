@@ -258,7 +258,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 "$BENCH_BIN" report --baseline levee --chart-data "$RUN_DIR/chart.tsv" "$RESULTS" >"$RUN_DIR/report.md"
 PNG=${OUT%.md}.png
 CHART=""
-if command -v gnuplot >/dev/null && [[ -s $RUN_DIR/chart.tsv ]]; then
+if command -v gnuplot >/dev/null && (($(wc -l <"$RUN_DIR/chart.tsv") > 1)); then
     ncols=$(head -n1 "$RUN_DIR/chart.tsv" | awk -F'\t' '{print NF}')
     if gnuplot >"$LOGS/gnuplot.log" 2>&1 <<GNUPLOT; then
 set terminal pngcairo size 1280,640 font "sans,10"
@@ -281,8 +281,10 @@ GNUPLOT
     else
         fail chart "gnuplot failed" "$LOGS/gnuplot.log"
     fi
-else
+elif ! command -v gnuplot >/dev/null; then
     log "no gnuplot (apt-get install gnuplot-nox): no chart"
+else
+    log "no throughput workload in this run: no chart"
 fi
 
 {

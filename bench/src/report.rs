@@ -414,14 +414,14 @@ fn render_machine(md: &mut String, results: &[BenchResult], baseline: &str) {
             .copied()
     };
     let (lat, bw) = (test("latency"), test("bandwidth"));
-    let _ = writeln!(md, "\n{baseline} as a fraction of those limits:\n");
+    let mut lines = String::new();
     for r in results
         .iter()
         .filter(|r| r.target == baseline && r.kind == "put")
     {
         if let Some(bw) = bw.filter(|b| b.mb_per_s > 0.0) {
             let _ = writeln!(
-                md,
+                lines,
                 "- {}: {:.2} MB/s of payload = {:.1} % of the batched-fdatasync bandwidth ({:.1} MB/s)",
                 r.workload,
                 r.mb_per_s,
@@ -432,7 +432,7 @@ fn render_machine(md: &mut String, results: &[BenchResult], baseline: &str) {
         if r.params.get("op").and_then(|o| o.as_str()) == Some("PutRecord") {
             if let Some(lat) = lat.filter(|l| l.latency.p50_ms > 0.0) {
                 let _ = writeln!(
-                    md,
+                    lines,
                     "- {}: p50 {:.3} ms = {:.1}× one small write + fdatasync (p50 {:.3} ms)",
                     r.workload,
                     r.latency.p50_ms,
@@ -441,6 +441,9 @@ fn render_machine(md: &mut String, results: &[BenchResult], baseline: &str) {
                 );
             }
         }
+    }
+    if !lines.is_empty() {
+        let _ = write!(md, "\n{baseline} as a fraction of those limits:\n\n{lines}");
     }
 }
 

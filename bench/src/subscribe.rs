@@ -1,7 +1,8 @@
 //! A SubscribeToShard client for the `e2e --consumer subscribe` workload: one signed
 //! `SubscribeToShard` call whose answer is an `application/vnd.amazon.eventstream` body, read as
 //! it streams and cut into messages by `aws-smithy-eventstream`'s `MessageFrameDecoder`. The
-//! first message must be `initial-response`; each later `SubscribeToShardEvent` carries a JSON
+//! first message should be `initial-response` (a stream that starts with an event instead is
+//! read, and flagged); each later `SubscribeToShardEvent` carries a JSON
 //! payload (`Records`, `ContinuationSequenceNumber`, `MillisBehindLatest`, `ChildShards`); an
 //! `exception` message is an error. The caller renews a subscription that ends (AWS's last five
 //! minutes) from its last `ContinuationSequenceNumber`.
@@ -61,6 +62,11 @@ pub struct Subscription {
     buf: BytesMut,
     decoder: MessageFrameDecoder,
     ended: bool,
+    /// An event read while looking for `initial-response`, not yet handed out.
+    pending: Option<Message>,
+    /// Whether the stream started with `initial-response` (AWS's and Levee's do; a peer that
+    /// starts with an event is still measured, and the run notes it).
+    pub had_initial_response: bool,
 }
 
 fn header<'a>(m: &'a Message, name: &str) -> &'a str {
@@ -128,9 +134,18 @@ impl Subscription {
             buf: BytesMut::new(),
             decoder: MessageFrameDecoder::new(),
             ended: false,
+            pending: None,
+            had_initial_response: false,
         };
         match sub.message(deadline).await? {
-            Some(m) if header(&m, ":event-type") == "initial-response" => Ok(sub),
+            Some(m) if header(&m, ":event-type") == "initial-response" => {
+                sub.had_initial_response = true;
+                Ok(sub)
+            }
+            Some(m) if header(&m, ":event-type") == "SubscribeToShardEvent" => {
+                sub.pending = Some(m);
+                Ok(sub)
+            }
             Some(m) => bail!(
                 "SubscribeToShard: first message is {:?}/{:?}, not initial-response",
                 header(&m, ":message-type"),
@@ -180,6 +195,9 @@ impl Subscription {
 
     /// Waits until `deadline` for the next event.
     pub async fn next(&mut self, deadline: Instant) -> Result<Next> {
+        if let Some(m) = self.pending.take() {
+            return Ok(Next::Event(m.payload().clone()));
+        }
         loop {
             match self.message(deadline).await? {
                 Some(m) if header(&m, ":event-type") == "SubscribeToShardEvent" => {

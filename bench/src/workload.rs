@@ -679,8 +679,8 @@ async fn poll_shard(
 
 /// A SubscribeToShard consumer of one shard: reads events from `sub` (already past its
 /// `initial-response`) until every measured record was seen or `deadline`, renewing the
-/// subscription from its last ContinuationSequenceNumber whenever it ends. Returns the tally
-/// and how many times it subscribed again.
+/// subscription from its last ContinuationSequenceNumber whenever it ends. Returns the tally,
+/// how many times it subscribed again, and whether a stream lacked `initial-response`.
 async fn subscribe_shard(
     k: Kinesis,
     consumer_arn: String,
@@ -688,11 +688,12 @@ async fn subscribe_shard(
     sub: Subscription,
     seen: Seen,
     deadline: Instant,
-) -> (Tally, u64) {
+) -> (Tally, u64, bool) {
     let mut t = Tally::default();
     let mut sub = Some(sub);
     let mut continuation: Option<String> = None;
     let mut renewals = 0u64;
+    let mut no_initial_response = !sub.as_ref().is_some_and(|s| s.had_initial_response);
     while Instant::now() < deadline && !seen.all_seen() {
         let Some(s) = sub.as_mut() else {
             let position = position_after(continuation.as_deref());
@@ -702,6 +703,7 @@ async fn subscribe_shard(
             match Subscription::open(&k, &consumer_arn, &shard, position, open_by.into()).await {
                 Ok(s) => {
                     renewals += 1;
+                    no_initial_response |= !s.had_initial_response;
                     sub = Some(s);
                 }
                 Err(e) => {
@@ -745,7 +747,7 @@ async fn subscribe_shard(
             }
         }
     }
-    (t, renewals)
+    (t, renewals, no_initial_response)
 }
 
 pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
@@ -799,6 +801,7 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     let received_measured = seen.received.clone();
     let producers_done = seen.producers_done.clone();
     let renewals = Arc::new(AtomicU64::new(0));
+    let no_initial_response = Arc::new(AtomicBool::new(false));
 
     // Consumers: one per shard.
     let mut consumers = JoinSet::new();
@@ -814,15 +817,19 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
         ));
     }
     for (shard, sub) in subscriptions {
-        let (k, arn, seen, renewals) = (
+        let (k, arn, seen, renewals, no_initial) = (
             k.clone(),
             consumer_arn.clone(),
             seen.clone(),
             renewals.clone(),
+            no_initial_response.clone(),
         );
         consumers.spawn(async move {
-            let (t, n) = subscribe_shard(k, arn, shard, sub, seen, consumer_deadline).await;
+            let (t, n, lacked) = subscribe_shard(k, arn, shard, sub, seen, consumer_deadline).await;
             renewals.fetch_add(n, Ordering::Relaxed);
+            if lacked {
+                no_initial.store(true, Ordering::Relaxed);
+            }
             t
         });
     }
@@ -952,6 +959,12 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
         ));
     }
     let put_rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
+    if no_initial_response.load(Ordering::Relaxed) {
+        result.notes.push(
+            "a SubscribeToShard event stream started without initial-response (AWS sends it first)"
+                .to_string(),
+        );
+    }
     match o.consumer {
         ConsumerKind::Subscribe => result.notes.push(format!(
             "put rate {put_rate:.0} records/s acknowledged; {events} SubscribeToShardEvents received; {} renewed subscription(s)",
