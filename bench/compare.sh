@@ -113,20 +113,20 @@ start_server() {
         ;;
     ferrokinesis) # in memory (its default); binds 0.0.0.0, we only send to 127.0.0.1
         [[ -x $FERRO_BIN ]] || return 1
-        "$FERRO_BIN" serve --port "$port" --shard-limit 1000 --log-level warn >"$log" 2>&1 &
+        "$FERRO_BIN" serve --port "$port" --shard-limit 10000 --log-level warn >"$log" 2>&1 &
         ;;
     ferrokinesis-durable) # WAL + snapshots in a state directory
         [[ -x $FERRO_BIN ]] || return 1
-        "$FERRO_BIN" serve --port "$port" --shard-limit 1000 --log-level warn --state-dir "$data" >"$log" 2>&1 &
+        "$FERRO_BIN" serve --port "$port" --shard-limit 10000 --log-level warn --state-dir "$data" >"$log" 2>&1 &
         ;;
     kinesalite) # in memory (LevelDB memdown); binds all interfaces, we only send to 127.0.0.1
         [[ -f $NPM_DIR/kinesalite/cli.js ]] || return 1
-        node "$NPM_DIR/kinesalite/cli.js" --port "$port" --shardLimit 1000 >"$log" 2>&1 &
+        node "$NPM_DIR/kinesalite/cli.js" --port "$port" --shardLimit 10000 >"$log" 2>&1 &
         ;;
     kinesis-mock) # needs its package directory as cwd (server.json); plain HTTP port + a TLS port
         [[ -f $NPM_DIR/kinesis-local/main.js ]] || return 1
         (cd "$NPM_DIR/kinesis-local" && KINESIS_MOCK_PLAIN_PORT=$port KINESIS_MOCK_TLS_PORT=$((port + 100)) \
-            SHARD_LIMIT=1000 LOG_LEVEL=WARN exec node main.js) >"$log" 2>&1 &
+            SHARD_LIMIT=10000 LOG_LEVEL=WARN exec node main.js) >"$log" 2>&1 &
         ;;
     *) return 1 ;;
     esac

@@ -29,15 +29,16 @@ const FRAME_BUFFER_BYTES_MAX: usize = 24 << 20;
 /// Bytes of an error answer's body read at most, for its message.
 const ERROR_BODY_BYTES_MAX: usize = 4096;
 
-/// One SubscribeToShardEvent's members the workload reads.
+/// One SubscribeToShardEvent's members the workload reads (absent or `null` lists are empty:
+/// kinesis-mock sends `"ChildShards": null`).
 #[derive(Deserialize)]
 pub struct ShardEvent<'a> {
     #[serde(rename = "Records", default, borrow)]
-    pub records: Vec<EventRecord<'a>>,
+    pub records: Option<Vec<EventRecord<'a>>>,
     #[serde(rename = "ContinuationSequenceNumber")]
     pub continuation: Option<String>,
     #[serde(rename = "ChildShards", default)]
-    pub child_shards: Vec<Value>,
+    pub child_shards: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]
@@ -208,5 +209,35 @@ impl Subscription {
                 None => return Ok(Next::Idle),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_parse_with_null_or_absent_lists() {
+        let e: ShardEvent<'_> = serde_json::from_str(
+            r#"{"Records":[{"Data":"QUJD","SequenceNumber":"1"}],"ContinuationSequenceNumber":"1","MillisBehindLatest":0,"ChildShards":null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.records.unwrap()[0].data, "QUJD");
+        assert_eq!(e.continuation.as_deref(), Some("1"));
+        assert!(e.child_shards.is_none());
+        let end: ShardEvent<'_> =
+            serde_json::from_str(r#"{"ChildShards":[{"ShardId":"s"}],"MillisBehindLatest":0}"#)
+                .unwrap();
+        assert!(end.records.is_none() && end.continuation.is_none());
+        assert_eq!(end.child_shards.map(|c| c.len()), Some(1));
+    }
+
+    #[test]
+    fn positions() {
+        assert_eq!(position_after(None), json!({"Type": "LATEST"}));
+        assert_eq!(
+            position_after(Some("49")),
+            json!({"Type": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": "49"})
+        );
     }
 }

@@ -725,14 +725,14 @@ async fn subscribe_shard(
                     }
                 };
                 t.requests += 1;
-                for rec in &event.records {
+                for rec in event.records.iter().flatten() {
                     seen.record(&mut t, &rec.data, seen_ns);
                 }
                 match event.continuation {
                     Some(c) if !c.is_empty() => continuation = Some(c),
                     // No continuation: the shard has ended (ChildShards); nothing more to read.
                     _ => {
-                        if !event.child_shards.is_empty() {
+                        if event.child_shards.is_some_and(|c| !c.is_empty()) {
                             break;
                         }
                     }
