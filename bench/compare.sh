@@ -22,7 +22,10 @@ SHARDS=${SHARDS:-4}
 BACKLOG=${BACKLOG:-100000}        # records read back by `get`
 SLOW_BACKLOG=${SLOW_BACKLOG:-10000} # backlog for kinesis-mock, which stores ~1k records/s
 PEERS=${PEERS:-"ferrokinesis ferrokinesis-durable kinesalite kinesis-mock"}
-WORKLOADS=${WORKLOADS:-"put-records-100 put-records-1k put-record get e2e growth"}
+WORKLOADS=${WORKLOADS:-"put-records-100 put-records-1k put-record get e2e e2e-subscribe growth"}
+MIXED_SHARDS=${MIXED_SHARDS:-1000}   # shards of the `mixed` workload
+MIXED_RATE=${MIXED_RATE:-10000}      # records/s put by `mixed` (PutRecords of 100)
+MIXED_POLL_MS=${MIXED_POLL_MS:-200}  # pause after an empty GetRecords per shard in `mixed`
 GROWTH_DURATION=${GROWTH_DURATION:-$((${DURATION%.*} * 2))} # growth runs longer, to let the shard grow
 CACHE=${LEVEE_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/levee-bench}
 FERROKINESIS_VERSION=${FERROKINESIS_VERSION:-0.7.0}
@@ -96,47 +99,66 @@ peer_version() {
     esac
 }
 
-# start_server TARGET PORT: starts it in the background, sets SERVER_PID; 1 if it can't start.
+# start_server TARGET PORT: starts it in the background, sets SERVER_PID and STARTUP_MS (launch
+# to the port accepting connections, polled every 10 ms); 1 if it can't start.
 start_server() {
     local target=$1 port=$2 log=$LOGS/$1.log data=$RUN_DIR/data/$1
     mkdir -p "$data"
+    local launched_ns
+    STARTUP_MS=""
+    launched_ns=$(date +%s%N)
     case $target in
     levee)
         "$LEVEE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
         ;;
     ferrokinesis) # in memory (its default); binds 0.0.0.0, we only send to 127.0.0.1
         [[ -x $FERRO_BIN ]] || return 1
-        "$FERRO_BIN" serve --port "$port" --shard-limit 1000 --log-level warn >"$log" 2>&1 &
+        "$FERRO_BIN" serve --port "$port" --shard-limit 10000 --log-level warn >"$log" 2>&1 &
         ;;
     ferrokinesis-durable) # WAL + snapshots in a state directory
         [[ -x $FERRO_BIN ]] || return 1
-        "$FERRO_BIN" serve --port "$port" --shard-limit 1000 --log-level warn --state-dir "$data" >"$log" 2>&1 &
+        "$FERRO_BIN" serve --port "$port" --shard-limit 10000 --log-level warn --state-dir "$data" >"$log" 2>&1 &
         ;;
     kinesalite) # in memory (LevelDB memdown); binds all interfaces, we only send to 127.0.0.1
         [[ -f $NPM_DIR/kinesalite/cli.js ]] || return 1
-        node "$NPM_DIR/kinesalite/cli.js" --port "$port" --shardLimit 1000 >"$log" 2>&1 &
+        node "$NPM_DIR/kinesalite/cli.js" --port "$port" --shardLimit 10000 >"$log" 2>&1 &
         ;;
     kinesis-mock) # needs its package directory as cwd (server.json); plain HTTP port + a TLS port
         [[ -f $NPM_DIR/kinesis-local/main.js ]] || return 1
         (cd "$NPM_DIR/kinesis-local" && KINESIS_MOCK_PLAIN_PORT=$port KINESIS_MOCK_TLS_PORT=$((port + 100)) \
-            SHARD_LIMIT=1000 LOG_LEVEL=WARN exec node main.js) >"$log" 2>&1 &
+            SHARD_LIMIT=10000 LOG_LEVEL=WARN exec node main.js) >"$log" 2>&1 &
         ;;
     *) return 1 ;;
     esac
     SERVER_PID=$!
     local i
-    for ((i = 0; i < 600; i++)); do # up to 60 s
+    for ((i = 0; i < 6000; i++)); do # up to 60 s
         if ! kill -0 "$SERVER_PID" 2>/dev/null; then
             SERVER_PID=""
             return 1
         fi
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            STARTUP_MS=$((($(date +%s%N) - launched_ns) / 1000000))
             return 0
         fi
-        sleep 0.1
+        sleep 0.01
     done
     stop_server
     return 1
+}
+
+# server_line TARGET: a result line with the server's start-up time and its peak resident memory
+# (VmHWM of the process compare.sh started; for kinesis-mock and kinesalite that is node).
+server_line() {
+    local hwm_kib rss_kib threads
+    hwm_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+    rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+    threads=$(awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+    printf '{"target":"%s","kind":"server","workload":"server process","params":{"startup_ms":%s,"vmhwm_mib":%s,"vmrss_mib":%s,"threads":%s}}\n' \
+        "$1" "${STARTUP_MS:-null}" \
+        "$(awk -v k="${hwm_kib:-}" 'BEGIN { if (k == "") print "null"; else printf "%.1f", k / 1024 }')" \
+        "$(awk -v k="${rss_kib:-}" 'BEGIN { if (k == "") print "null"; else printf "%.1f", k / 1024 }')" \
+        "${threads:-null}" >>"$RESULTS"
 }
 
 stop_server() {
@@ -166,7 +188,10 @@ run_workload() { # TARGET PORT WORKLOAD
     put-records-1k) args=(put --op put-records --batch-size 100 --record-size 1024 --concurrency 8 --shards "$SHARDS") ;;
     put-record) args=(put --op put-record --record-size 100 --concurrency 1 --shards "$SHARDS") ;;
     get) args=(get --backlog-records "$backlog" --record-size 100 --shards "$SHARDS") ;;
-    e2e) args=(e2e --rate 200 --record-size 100 --shards 1) ;;
+    e2e) args=(e2e --consumer poll --rate 200 --record-size 100 --shards 1) ;;
+    e2e-subscribe) args=(e2e --consumer subscribe --rate 200 --record-size 100 --shards 1) ;;
+    mixed) args=(mixed --consumer poll --shards "$MIXED_SHARDS" --rate "$MIXED_RATE" --producers 4 --batch-size 100
+        --record-size 100 --poll-interval-ms "$MIXED_POLL_MS") ;;
     growth) args=(put --op put-records --batch-size 500 --record-size 100 --concurrency 8 --shards 1 --slices 5) ;;
     *)
         fail "$target" "unknown workload $w"
@@ -222,6 +247,9 @@ for target in levee $PEERS; do
         fi
         run_workload "$target" "$port" "$w"
     done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        server_line "$target"
+    fi
     stop_server
     rm -rf "$RUN_DIR/data/$target"
 done
@@ -230,7 +258,7 @@ LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 "$BENCH_BIN" report --baseline levee --chart-data "$RUN_DIR/chart.tsv" "$RESULTS" >"$RUN_DIR/report.md"
 PNG=${OUT%.md}.png
 CHART=""
-if command -v gnuplot >/dev/null && [[ -s $RUN_DIR/chart.tsv ]]; then
+if command -v gnuplot >/dev/null && (($(wc -l <"$RUN_DIR/chart.tsv") > 1)); then
     ncols=$(head -n1 "$RUN_DIR/chart.tsv" | awk -F'\t' '{print NF}')
     if gnuplot >"$LOGS/gnuplot.log" 2>&1 <<GNUPLOT; then
 set terminal pngcairo size 1280,640 font "sans,10"
@@ -253,8 +281,10 @@ GNUPLOT
     else
         fail chart "gnuplot failed" "$LOGS/gnuplot.log"
     fi
-else
+elif ! command -v gnuplot >/dev/null; then
     log "no gnuplot (apt-get install gnuplot-nox): no chart"
+else
+    log "no throughput workload in this run: no chart"
 fi
 
 {
@@ -268,7 +298,7 @@ fi
     echo "in-memory peers do not; ferrokinesis-durable writes a WAL."
     echo
     echo "- Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r); load average $LOAD_BEFORE before, $LOAD_AFTER after"
-    echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices"
+    echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; e2e-subscribe: the same producer, an enhanced fan-out consumer on one SubscribeToShard event stream (HTTP/1.1); growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices; mixed: 4 producers of PutRecords 100 × 100 B at MIXED_RATE=$MIXED_RATE records/s over MIXED_SHARDS=$MIXED_SHARDS shards, a GetRecords consumer per shard pausing MIXED_POLL_MS=$MIXED_POLL_MS ms after an empty answer"
     versions_line=$(printf '%s; ' "${VERSIONS[@]}")
     echo "- Versions: ${versions_line%; }"
     echo "- Reproduce: \`DURATION=$DURATION bench/compare.sh\`"

@@ -15,8 +15,9 @@ use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HOST};
-use hyper::{Method, Request, StatusCode};
+use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -151,9 +152,13 @@ impl Kinesis {
         })
     }
 
-    /// Sends one operation. `body_sha256` is the body's precomputed hash (for prebuilt bodies);
-    /// without it the body is hashed here.
-    pub async fn call(&self, op: &str, body: Bytes, body_sha256: Option<&str>) -> Result<Reply> {
+    /// A signed `POST /` for `op` (SigV4 over host, content type and target).
+    fn signed_request(
+        &self,
+        op: &str,
+        body: Bytes,
+        body_sha256: Option<&str>,
+    ) -> Result<Request<Full<Bytes>>> {
         let inner = &*self.inner;
         let target = format!("{TARGET_PREFIX}{op}");
         let mut req = Request::builder()
@@ -163,35 +168,40 @@ impl Kinesis {
             .header(CONTENT_TYPE, CONTENT_TYPE_JSON)
             .header("x-amz-target", target.as_str())
             .body(Full::new(body.clone()))?;
-        {
-            let signable_body = match body_sha256 {
-                Some(hash) => SignableBody::Precomputed(hash.to_string()),
-                None => SignableBody::Bytes(&body),
-            };
-            let headers = [
-                ("host", inner.host.as_str()),
-                ("content-type", CONTENT_TYPE_JSON),
-                ("x-amz-target", target.as_str()),
-            ];
-            let signable = SignableRequest::new(
-                "POST",
-                &inner.uri_string,
-                headers.into_iter(),
-                signable_body,
-            )?;
-            let params = v4::SigningParams::builder()
-                .identity(&inner.identity)
-                .region(&inner.region)
-                .name(SERVICE_NAME)
-                .time(SystemTime::now())
-                .settings(SigningSettings::default())
-                .build()?
-                .into();
-            let (instructions, _signature) = sign(signable, &params)?.into_parts();
-            instructions.apply_to_request_http1x(&mut req);
-        }
+        let signable_body = match body_sha256 {
+            Some(hash) => SignableBody::Precomputed(hash.to_string()),
+            None => SignableBody::Bytes(&body),
+        };
+        let headers = [
+            ("host", inner.host.as_str()),
+            ("content-type", CONTENT_TYPE_JSON),
+            ("x-amz-target", target.as_str()),
+        ];
+        let signable = SignableRequest::new(
+            "POST",
+            &inner.uri_string,
+            headers.into_iter(),
+            signable_body,
+        )?;
+        let params = v4::SigningParams::builder()
+            .identity(&inner.identity)
+            .region(&inner.region)
+            .name(SERVICE_NAME)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let (instructions, _signature) = sign(signable, &params)?.into_parts();
+        instructions.apply_to_request_http1x(&mut req);
+        Ok(req)
+    }
+
+    /// Sends one operation. `body_sha256` is the body's precomputed hash (for prebuilt bodies);
+    /// without it the body is hashed here.
+    pub async fn call(&self, op: &str, body: Bytes, body_sha256: Option<&str>) -> Result<Reply> {
+        let req = self.signed_request(op, body, body_sha256)?;
         let send = async {
-            let resp = inner.http.request(req).await?;
+            let resp = self.inner.http.request(req).await?;
             let status = resp.status();
             let body = resp.into_body().collect().await?.to_bytes();
             anyhow::Ok(Reply { status, body })
@@ -199,6 +209,20 @@ impl Kinesis {
         tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), send)
             .await
             .map_err(|_| anyhow!("{op}: no answer within {REQUEST_TIMEOUT_MS} ms"))?
+    }
+
+    /// Sends one operation with a JSON body and returns the answer as soon as its head has
+    /// arrived, with the body still streaming (SubscribeToShard's event stream). Only the head
+    /// is bounded by the request timeout; the caller bounds its reads of the body.
+    pub async fn call_streaming(&self, op: &str, body: &Value) -> Result<Response<Incoming>> {
+        let req = self.signed_request(op, Bytes::from(serde_json::to_vec(body)?), None)?;
+        tokio::time::timeout(
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+            self.inner.http.request(req),
+        )
+        .await
+        .map_err(|_| anyhow!("{op}: no answer within {REQUEST_TIMEOUT_MS} ms"))?
+        .map_err(|e| anyhow!("{op}: {e:#}"))
     }
 
     /// Sends one operation with a JSON body and parses a successful answer; an error answer is
@@ -288,6 +312,48 @@ impl Kinesis {
             .and_then(Value::as_str)
             .map(str::to_string)
             .ok_or_else(|| anyhow!("GetShardIterator: no ShardIterator in the answer"))
+    }
+
+    /// Registers an enhanced fan-out consumer on `stream` and waits until it is ACTIVE
+    /// (DescribeStreamConsumer); returns its ARN.
+    pub async fn register_consumer(&self, stream: &str, name: &str) -> Result<String> {
+        let summary = self
+            .call_json("DescribeStreamSummary", &json!({"StreamName": stream}))
+            .await?;
+        let stream_arn = summary
+            .pointer("/StreamDescriptionSummary/StreamARN")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("DescribeStreamSummary: no StreamARN in the answer"))?
+            .to_string();
+        let out = self
+            .call_json(
+                "RegisterStreamConsumer",
+                &json!({"StreamARN": stream_arn, "ConsumerName": name}),
+            )
+            .await?;
+        let arn = out
+            .pointer("/Consumer/ConsumerARN")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("RegisterStreamConsumer: no ConsumerARN in the answer"))?
+            .to_string();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(STREAM_ACTIVE_TIMEOUT_MS);
+        loop {
+            let out = self
+                .call_json("DescribeStreamConsumer", &json!({"ConsumerARN": arn}))
+                .await?;
+            let status = out
+                .pointer("/ConsumerDescription/ConsumerStatus")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if status == "ACTIVE" {
+                return Ok(arn);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!("consumer {name} not ACTIVE after {STREAM_ACTIVE_TIMEOUT_MS} ms (status {status:?})");
+            }
+            tokio::time::sleep(Duration::from_millis(STREAM_POLL_INTERVAL_MS)).await;
+        }
     }
 
     /// Deletes a stream, ignoring errors (clean-up only).

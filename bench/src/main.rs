@@ -2,7 +2,7 @@
 //!
 //! It speaks the Kinesis JSON protocol with real SigV4 signatures over pooled hyper connections
 //! (no AWS SDK, so the generator stays cheap and reports its own CPU to show it), to loopback
-//! only. Subcommands: `put`, `get`, `e2e` drive a server; `fsync` measures the disk's limits;
+//! only. Subcommands: `put`, `get`, `e2e` (polling or SubscribeToShard consumer) drive a server; `fsync` measures the disk's limits;
 //! `report` turns the JSON result lines into Markdown. Each run prints a human summary on stderr
 //! and one JSON line on stdout (and appends it to `--json-out`).
 
@@ -10,6 +10,7 @@ mod client;
 mod fsync;
 mod report;
 mod stats;
+mod subscribe;
 mod workload;
 
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Endpoint, Kinesis};
-use crate::workload::{Common, E2eOpts, GetOpts, PutOp, PutOpts};
+use crate::workload::{Common, ConsumerKind, E2eOpts, GetOpts, PutOp, PutOpts};
 
 /// Longest run accepted for one workload.
 const DURATION_S_MAX: f64 = 3_600.0;
@@ -76,10 +77,15 @@ enum Cmd {
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
     },
-    /// Put → visible latency: paced PutRecord producers and a polling GetRecords consumer per shard.
+    /// Put → visible latency: paced PutRecord producers and a consumer per shard, polling
+    /// GetRecords or subscribed with SubscribeToShard (enhanced fan-out).
     E2e {
         #[command(flatten)]
         server: ServerArgs,
+        /// How the consumer reads: `poll` (GetRecords loop) or `subscribe` (a registered
+        /// consumer and a SubscribeToShard event stream per shard, renewed when it ends).
+        #[arg(long, value_enum, default_value = "poll")]
+        consumer: ConsumerKind,
         /// Records per second over all producers.
         #[arg(long, default_value_t = 200.0)]
         rate: f64,
@@ -95,6 +101,36 @@ enum Cmd {
         /// GetRecords Limit.
         #[arg(long, default_value_t = 10_000)]
         limit: u32,
+        /// Records per put call: 1 sends PutRecord, more send PutRecords (at most 500).
+        #[arg(long, default_value_t = 1)]
+        batch_size: usize,
+    },
+    /// Steady producers with tailing consumers on many shards (give `--shards`, e.g. 1000):
+    /// paced PutRecords batches with random partition keys, one consumer per shard.
+    Mixed {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// How the consumers read: `poll` (GetRecords) or `subscribe` (SubscribeToShard).
+        #[arg(long, value_enum, default_value = "poll")]
+        consumer: ConsumerKind,
+        /// Records per second over all producers.
+        #[arg(long, default_value_t = 10_000.0)]
+        rate: f64,
+        /// Producer tasks.
+        #[arg(long, default_value_t = 4)]
+        producers: usize,
+        /// Bytes of data per record (at least 16: magic + timestamp).
+        #[arg(long, default_value_t = 100)]
+        record_size: usize,
+        /// Pause after an empty GetRecords per shard, in milliseconds (a tailing consumer).
+        #[arg(long, default_value_t = 200.0)]
+        poll_interval_ms: f64,
+        /// GetRecords Limit.
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+        /// Records per PutRecords call.
+        #[arg(long, default_value_t = 100)]
+        batch_size: usize,
     },
     /// The disk's limits: small write + fdatasync latency, and batched write + fdatasync bandwidth.
     Fsync {
@@ -222,6 +258,7 @@ fn check_concurrency(c: usize) -> Result<()> {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    let mixed = matches!(cli.cmd, Cmd::Mixed { .. });
     match cli.cmd {
         Cmd::Put {
             server,
@@ -269,22 +306,37 @@ fn main() -> Result<()> {
         }
         Cmd::E2e {
             server,
+            consumer,
             rate,
             producers,
             record_size,
             poll_interval_ms,
             limit,
+            batch_size,
+        }
+        | Cmd::Mixed {
+            server,
+            consumer,
+            rate,
+            producers,
+            record_size,
+            poll_interval_ms,
+            limit,
+            batch_size,
         } => {
             check_concurrency(producers)?;
             let common = server.common()?;
             let k = server.client(producers + server.shards as usize + 4)?;
             let poll_interval = seconds(poll_interval_ms / 1000.0, "--poll-interval-ms")?;
             let opts = E2eOpts {
+                mixed,
+                consumer,
                 rate,
                 producers,
                 record_size,
                 poll_interval,
                 limit,
+                batch_size,
             };
             let result = server
                 .runtime()?

@@ -88,6 +88,7 @@ pub fn own_cpu() -> Duration {
 pub struct TreeUsage {
     pub cpu: Duration,
     pub rss_bytes: u64,
+    pub threads: u64,
 }
 
 /// Reads `/proc` for `root` and its descendants; `None` when `root` is gone.
@@ -95,8 +96,8 @@ pub fn tree_usage(root: u32) -> Option<TreeUsage> {
     // SAFETY: sysconf has no memory effects.
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
-    // pid -> (ppid, utime + stime ticks, rss pages)
-    let mut procs: HashMap<u32, (u32, u64, u64)> = HashMap::new();
+    // pid -> (ppid, utime + stime ticks, rss pages, threads)
+    let mut procs: HashMap<u32, (u32, u64, u64, u64)> = HashMap::new();
     for entry in fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -113,14 +114,14 @@ pub fn tree_usage(root: u32) -> Option<TreeUsage> {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15, rss 24.
+        // rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15, threads 20, rss 24.
         let num = |i: usize| {
             fields
                 .get(i)
                 .and_then(|f| f.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        procs.insert(pid, (num(1) as u32, num(11) + num(12), num(21)));
+        procs.insert(pid, (num(1) as u32, num(11) + num(12), num(21), num(17)));
     }
     procs.get(&root)?;
     let mut total = TreeUsage::default();
@@ -131,9 +132,10 @@ pub fn tree_usage(root: u32) -> Option<TreeUsage> {
         if seen > procs.len() {
             break;
         }
-        if let Some(&(_, cpu_ticks, rss_pages)) = procs.get(&pid) {
+        if let Some(&(_, cpu_ticks, rss_pages, threads)) = procs.get(&pid) {
             total.cpu += Duration::from_micros(cpu_ticks * 1_000_000 / ticks);
             total.rss_bytes += rss_pages * page;
+            total.threads += threads;
         }
         frontier.extend(procs.iter().filter(|(_, v)| v.0 == pid).map(|(k, _)| *k));
     }
@@ -169,6 +171,9 @@ pub struct BenchResult {
     pub gen_cpu_pct: f64,
     pub server_cpu_pct: Option<f64>,
     pub server_rss_mib: Option<f64>,
+    /// Threads of the server's process tree at the end of the measured interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_threads: Option<u64>,
     pub notes: Vec<String>,
     /// For growth runs: the measured window cut into equal time slices, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,6 +262,7 @@ impl CpuProbe {
                 result.server_cpu_pct =
                     Some(now.cpu.saturating_sub(start.cpu).as_secs_f64() / wall * 100.0);
                 result.server_rss_mib = Some(now.rss_bytes as f64 / (1024.0 * 1024.0));
+                result.server_threads = Some(now.threads);
             }
         }
     }
@@ -283,5 +289,6 @@ mod tests {
         let me = std::process::id();
         let u = tree_usage(me).expect("own /proc entry");
         assert!(u.rss_bytes > 0);
+        assert!(u.threads >= 1);
     }
 }

@@ -1,6 +1,8 @@
 //! The workloads: `put` (PutRecords or PutRecord from N concurrent callers), `get` (read-back of
-//! a prepared backlog with GetShardIterator + GetRecords, one reader per shard), and `e2e`
-//! (paced PutRecord producers, a polling consumer per shard, put → visible latency). Each
+//! a prepared backlog with GetShardIterator + GetRecords, one reader per shard), `e2e` (paced
+//! PutRecord producers and a consumer per shard — polling GetRecords, or an enhanced fan-out
+//! consumer on a SubscribeToShard event stream — put → visible latency) and `mixed` (the same
+//! with batched producers and tailing consumers on many shards). Each
 //! creates its own stream, warms up, measures for a fixed time and deletes the stream. Every loop
 //! is bounded by the deadline or by a count; request bodies for `put` are prebuilt and their
 //! SHA-256 computed once, so the generator's per-request cost is the signature and the HTTP
@@ -22,6 +24,7 @@ use tokio::task::JoinSet;
 
 use crate::client::{sha256_hex, Kinesis};
 use crate::stats::{BenchResult, CpuProbe, Latency, SliceSummary};
+use crate::subscribe::{position_after, Next, ShardEvent, Subscription};
 
 /// Distinct prebuilt request bodies a `put` run cycles through.
 const BODIES_PREBUILT: usize = 32;
@@ -33,6 +36,10 @@ const FILL_CONCURRENCY: usize = 8;
 const FILL_TIMEOUT_MS: u64 = 300_000;
 /// How long e2e consumers keep polling after the producers stop, for records in flight.
 const E2E_DRAIN_MS: u64 = 2_000;
+/// Pause before subscribing again after a failed or refused subscription.
+const RESUBSCRIBE_BACKOFF_MS: u64 = 200;
+/// How often a subscribed consumer waiting for an event checks whether it is done.
+const SUBSCRIBE_CHECK_MS: u64 = 50;
 /// Pause after a failed request, so a failing server is not spun against.
 const ERROR_BACKOFF_MS: u64 = 1;
 /// Marks an e2e record: magic, then the send time in nanoseconds since the process's base.
@@ -146,6 +153,18 @@ fn put_records_body(stream: &str, n: usize, size: usize) -> Result<Bytes> {
 fn put_record_body(stream: &str, data: &[u8]) -> Result<Bytes> {
     Ok(Bytes::from(serde_json::to_vec(
         &json!({"StreamName": stream, "Data": B64.encode(data), "PartitionKey": partition_key()}),
+    )?))
+}
+
+/// A PutRecords body of `n` copies of the stamped e2e record `data`, each with its own random
+/// partition key (so a batch spreads over the shards).
+fn stamped_put_records_body(stream: &str, data: &[u8], n: usize) -> Result<Bytes> {
+    let encoded = B64.encode(data);
+    let records: Vec<_> = (0..n)
+        .map(|_| json!({"Data": encoded, "PartitionKey": partition_key()}))
+        .collect();
+    Ok(Bytes::from(serde_json::to_vec(
+        &json!({"StreamName": stream, "Records": records}),
     )?))
 }
 
@@ -524,8 +543,31 @@ pub async fn get(k: &Kinesis, c: &Common, o: &GetOpts) -> Result<BenchResult> {
     Ok(result)
 }
 
+/// How the e2e consumer reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsumerKind {
+    /// GetRecords in a loop, one reader per shard.
+    Poll,
+    /// An enhanced fan-out consumer with one SubscribeToShard event stream per shard.
+    Subscribe,
+}
+
+impl ConsumerKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ConsumerKind::Poll => "poll",
+            ConsumerKind::Subscribe => "subscribe",
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct E2eOpts {
+    /// A `mixed` run (reported as such): many shards, batched producers, tailing consumers.
+    pub mixed: bool,
+    pub consumer: ConsumerKind,
+    /// Records per put call: 1 sends PutRecord, more send PutRecords (at most 500).
+    pub batch_size: usize,
     pub rate: f64,
     pub producers: usize,
     pub record_size: usize,
@@ -539,6 +581,175 @@ fn now_ns() -> u64 {
     u64::try_from(BASE.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
+/// What an e2e consumer shares with the run: when measuring started and how many measured
+/// records have been seen (so consumers stop once they have every acknowledged record).
+#[derive(Clone)]
+struct Seen {
+    measure_from_ns: u64,
+    received: Arc<AtomicU64>,
+    sent: Arc<AtomicU64>,
+    producers_done: Arc<AtomicBool>,
+}
+
+impl Seen {
+    /// Whether the producers have stopped and every record they had acknowledged was seen.
+    fn all_seen(&self) -> bool {
+        self.producers_done.load(Ordering::Acquire)
+            && self.received.load(Ordering::Acquire) >= self.sent.load(Ordering::Acquire)
+    }
+
+    /// Counts one received record (base64 `Data`) seen at `seen_ns` if it is a measured e2e
+    /// record: its latency is `seen_ns` minus the send time it carries.
+    fn record(&self, t: &mut Tally, data_b64: &str, seen_ns: u64) {
+        let Ok(data) = B64.decode(data_b64.as_bytes()) else {
+            t.error(1, || "record data is not base64".to_string());
+            return;
+        };
+        let (Some(magic), Some(stamp)) = (data.get(..8), data.get(8..16)) else {
+            return;
+        };
+        if magic != E2E_MAGIC {
+            return;
+        }
+        let mut ns = [0u8; 8];
+        ns.copy_from_slice(stamp);
+        let sent_ns = u64::from_le_bytes(ns);
+        if sent_ns >= self.measure_from_ns {
+            t.latency
+                .record(Duration::from_nanos(seen_ns.saturating_sub(sent_ns)));
+            t.records += 1;
+            t.bytes += data.len() as u64;
+            self.received.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A polling consumer of one shard: GetRecords from `iterator` until every measured record
+/// was seen or `deadline`.
+async fn poll_shard(
+    k: Kinesis,
+    mut iterator: String,
+    seen: Seen,
+    poll: Duration,
+    limit: u32,
+    deadline: Instant,
+) -> Tally {
+    let mut t = Tally::default();
+    while Instant::now() < deadline && !seen.all_seen() {
+        let body = match serde_json::to_vec(&json!({"ShardIterator": iterator, "Limit": limit})) {
+            Ok(b) => Bytes::from(b),
+            Err(_) => break,
+        };
+        let r = match k.call("GetRecords", body, None).await {
+            Ok(r) if r.is_ok() => r,
+            Ok(r) => {
+                t.error(1, || format!("GetRecords: {}", r.error_type()));
+                tokio::time::sleep(poll.max(Duration::from_millis(ERROR_BACKOFF_MS))).await;
+                continue;
+            }
+            Err(e) => {
+                t.error(1, || format!("GetRecords: {e:#}"));
+                tokio::time::sleep(poll.max(Duration::from_millis(ERROR_BACKOFF_MS))).await;
+                continue;
+            }
+        };
+        let seen_ns = now_ns();
+        t.requests += 1;
+        let out: GetRecordsOut<'_> = match serde_json::from_slice(&r.body) {
+            Ok(o) => o,
+            Err(e) => {
+                t.error(1, || format!("GetRecords answer: {e}"));
+                break;
+            }
+        };
+        let empty = out.records.is_empty();
+        for rec in &out.records {
+            seen.record(&mut t, &rec.data, seen_ns);
+        }
+        match out.next {
+            Some(next) => iterator = next,
+            None => break,
+        }
+        if empty && !poll.is_zero() {
+            tokio::time::sleep(poll).await;
+        }
+    }
+    t
+}
+
+/// A SubscribeToShard consumer of one shard: reads events from `sub` (already past its
+/// `initial-response`) until every measured record was seen or `deadline`, renewing the
+/// subscription from its last ContinuationSequenceNumber whenever it ends. Returns the tally,
+/// how many times it subscribed again, and whether a stream lacked `initial-response`.
+async fn subscribe_shard(
+    k: Kinesis,
+    consumer_arn: String,
+    shard: String,
+    sub: Subscription,
+    seen: Seen,
+    deadline: Instant,
+) -> (Tally, u64, bool) {
+    let mut t = Tally::default();
+    let mut sub = Some(sub);
+    let mut continuation: Option<String> = None;
+    let mut renewals = 0u64;
+    let mut no_initial_response = !sub.as_ref().is_some_and(|s| s.had_initial_response);
+    while Instant::now() < deadline && !seen.all_seen() {
+        let Some(s) = sub.as_mut() else {
+            let position = position_after(continuation.as_deref());
+            let open_by = (Instant::now()
+                + Duration::from_millis(crate::client::REQUEST_TIMEOUT_MS))
+            .min(deadline);
+            match Subscription::open(&k, &consumer_arn, &shard, position, open_by.into()).await {
+                Ok(s) => {
+                    renewals += 1;
+                    no_initial_response |= !s.had_initial_response;
+                    sub = Some(s);
+                }
+                Err(e) => {
+                    t.error(1, || format!("{e:#}"));
+                    tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_BACKOFF_MS)).await;
+                }
+            }
+            continue;
+        };
+        let wake = (Instant::now() + Duration::from_millis(SUBSCRIBE_CHECK_MS)).min(deadline);
+        match s.next(wake.into()).await {
+            Ok(Next::Event(payload)) => {
+                let seen_ns = now_ns();
+                let event: ShardEvent<'_> = match serde_json::from_slice(&payload) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        t.error(1, || format!("SubscribeToShardEvent payload: {e}"));
+                        continue;
+                    }
+                };
+                t.requests += 1;
+                for rec in event.records.iter().flatten() {
+                    seen.record(&mut t, &rec.data, seen_ns);
+                }
+                match event.continuation {
+                    Some(c) if !c.is_empty() => continuation = Some(c),
+                    // No continuation: the shard has ended (ChildShards); nothing more to read.
+                    _ => {
+                        if event.child_shards.is_some_and(|c| !c.is_empty()) {
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok(Next::Ended) => sub = None,
+            Ok(Next::Idle) => {}
+            Err(e) => {
+                t.error(1, || format!("{e:#}"));
+                sub = None;
+                tokio::time::sleep(Duration::from_millis(RESUBSCRIBE_BACKOFF_MS)).await;
+            }
+        }
+    }
+    (t, renewals, no_initial_response)
+}
+
 pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     if o.record_size < 16 || o.record_size > RECORD_SIZE_BYTES_MAX {
         bail!("e2e records must be 16..={RECORD_SIZE_BYTES_MAX} bytes (they carry a timestamp)");
@@ -548,101 +759,91 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     }
     let stream = c.stream_name("e2e");
     let shards = k.create_stream(&stream, c.shards).await?;
-    let mut iterators = Vec::with_capacity(shards.len());
-    for shard in &shards {
-        iterators.push(k.shard_iterator(&stream, shard, "LATEST").await?);
-    }
     let _ = now_ns();
+    // The consumers' starting points, fixed before anything is written: a LATEST iterator per
+    // shard, or a registered consumer and an open subscription (past its initial-response).
+    let mut iterators = Vec::new();
+    let mut subscriptions = Vec::new();
+    let mut consumer_arn = String::new();
+    match o.consumer {
+        ConsumerKind::Poll => {
+            for shard in &shards {
+                iterators.push(k.shard_iterator(&stream, shard, "LATEST").await?);
+            }
+        }
+        ConsumerKind::Subscribe => {
+            consumer_arn = k
+                .register_consumer(&stream, &format!("levee-bench-{}", std::process::id()))
+                .await?;
+            for shard in &shards {
+                let open_by =
+                    Instant::now() + Duration::from_millis(crate::client::REQUEST_TIMEOUT_MS);
+                let sub = Subscription::open(
+                    k,
+                    &consumer_arn,
+                    shard,
+                    position_after(None),
+                    open_by.into(),
+                )
+                .await?;
+                subscriptions.push((shard.clone(), sub));
+            }
+        }
+    }
     let window = Window::new(c);
-    let measure_from_ns = now_ns() + u64::try_from(c.warmup.as_nanos()).unwrap_or(u64::MAX);
-    let sent_measured = Arc::new(AtomicU64::new(0));
-    let received_measured = Arc::new(AtomicU64::new(0));
-    let producers_done = Arc::new(AtomicBool::new(false));
+    let seen = Seen {
+        measure_from_ns: now_ns() + u64::try_from(c.warmup.as_nanos()).unwrap_or(u64::MAX),
+        received: Arc::new(AtomicU64::new(0)),
+        sent: Arc::new(AtomicU64::new(0)),
+        producers_done: Arc::new(AtomicBool::new(false)),
+    };
+    let sent_measured = seen.sent.clone();
+    let received_measured = seen.received.clone();
+    let producers_done = seen.producers_done.clone();
+    let renewals = Arc::new(AtomicU64::new(0));
+    let no_initial_response = Arc::new(AtomicBool::new(false));
 
-    // Consumers: one polling loop per shard.
+    // Consumers: one per shard.
     let mut consumers = JoinSet::new();
     let consumer_deadline = window.deadline + Duration::from_millis(E2E_DRAIN_MS);
-    for mut iterator in iterators {
-        let (k, sent, received, done) = (
+    for iterator in iterators {
+        consumers.spawn(poll_shard(
             k.clone(),
-            sent_measured.clone(),
-            received_measured.clone(),
-            producers_done.clone(),
+            iterator,
+            seen.clone(),
+            o.poll_interval,
+            o.limit,
+            consumer_deadline,
+        ));
+    }
+    for (shard, sub) in subscriptions {
+        let (k, arn, seen, renewals, no_initial) = (
+            k.clone(),
+            consumer_arn.clone(),
+            seen.clone(),
+            renewals.clone(),
+            no_initial_response.clone(),
         );
-        let (poll, limit) = (o.poll_interval, o.limit);
         consumers.spawn(async move {
-            let mut t = Tally::default();
-            while Instant::now() < consumer_deadline {
-                if done.load(Ordering::Acquire)
-                    && received.load(Ordering::Acquire) >= sent.load(Ordering::Acquire)
-                {
-                    break;
-                }
-                let body =
-                    match serde_json::to_vec(&json!({"ShardIterator": iterator, "Limit": limit})) {
-                        Ok(b) => Bytes::from(b),
-                        Err(_) => break,
-                    };
-                let r = match k.call("GetRecords", body, None).await {
-                    Ok(r) if r.is_ok() => r,
-                    Ok(r) => {
-                        t.error(1, || format!("GetRecords: {}", r.error_type()));
-                        tokio::time::sleep(poll.max(Duration::from_millis(ERROR_BACKOFF_MS))).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        t.error(1, || format!("GetRecords: {e:#}"));
-                        tokio::time::sleep(poll.max(Duration::from_millis(ERROR_BACKOFF_MS))).await;
-                        continue;
-                    }
-                };
-                let seen_ns = now_ns();
-                let out: GetRecordsOut<'_> = match serde_json::from_slice(&r.body) {
-                    Ok(o) => o,
-                    Err(e) => {
-                        t.error(1, || format!("GetRecords answer: {e}"));
-                        break;
-                    }
-                };
-                let empty = out.records.is_empty();
-                for rec in &out.records {
-                    let Ok(data) = B64.decode(rec.data.as_bytes()) else {
-                        t.error(1, || "record data is not base64".to_string());
-                        continue;
-                    };
-                    let (Some(magic), Some(stamp)) = (data.get(..8), data.get(8..16)) else {
-                        continue;
-                    };
-                    if magic != E2E_MAGIC {
-                        continue;
-                    }
-                    let mut ns = [0u8; 8];
-                    ns.copy_from_slice(stamp);
-                    let sent_ns = u64::from_le_bytes(ns);
-                    if sent_ns >= measure_from_ns {
-                        t.latency
-                            .record(Duration::from_nanos(seen_ns.saturating_sub(sent_ns)));
-                        t.records += 1;
-                        t.bytes += data.len() as u64;
-                        received.fetch_add(1, Ordering::AcqRel);
-                    }
-                }
-                match out.next {
-                    Some(next) => iterator = next,
-                    None => break,
-                }
-                if empty && !poll.is_zero() {
-                    tokio::time::sleep(poll).await;
-                }
+            let (t, n, lacked) = subscribe_shard(k, arn, shard, sub, seen, consumer_deadline).await;
+            renewals.fetch_add(n, Ordering::Relaxed);
+            if lacked {
+                no_initial.store(true, Ordering::Relaxed);
             }
             t
         });
     }
 
-    // Producers: paced PutRecord calls, each carrying its send time.
+    // Producers: paced PutRecord (or PutRecords) calls, each record carrying its send time.
     let mut producers = JoinSet::new();
     let n = o.producers.max(1);
-    let interval = Duration::from_secs_f64(n as f64 / o.rate);
+    let per_call = o.batch_size.clamp(1, 500);
+    let op = if per_call == 1 {
+        "PutRecord"
+    } else {
+        "PutRecords"
+    };
+    let interval = Duration::from_secs_f64(n as f64 * per_call as f64 / o.rate);
     for _ in 0..n {
         let (k, stream, sent) = (k.clone(), stream.clone(), sent_measured.clone());
         let (measure_from, deadline, size) = (window.measure_from, window.deadline, o.record_size);
@@ -657,20 +858,36 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
                 let sent_ns = now_ns();
                 pad[..8].copy_from_slice(E2E_MAGIC);
                 pad[8..16].copy_from_slice(&sent_ns.to_le_bytes());
-                let Ok(body) = put_record_body(&stream, &pad) else {
+                let body = if per_call == 1 {
+                    put_record_body(&stream, &pad)
+                } else {
+                    stamped_put_records_body(&stream, &pad, per_call)
+                };
+                let Ok(body) = body else {
                     break;
                 };
                 let measured = start >= measure_from;
-                match k.call("PutRecord", body, None).await {
+                match k.call(op, body, None).await {
                     Ok(r) if r.is_ok() => {
+                        let failed = if per_call > 1 {
+                            failed_record_count(&r.body).unwrap_or(0)
+                        } else {
+                            0
+                        };
                         if measured {
                             t.latency.record(start.elapsed());
                             t.requests += 1;
-                            sent.fetch_add(1, Ordering::AcqRel);
+                            sent.fetch_add(
+                                (per_call as u64).saturating_sub(failed),
+                                Ordering::AcqRel,
+                            );
+                            if failed > 0 {
+                                t.error(failed, || first_error_code(&r.body));
+                            }
                         }
                     }
-                    Ok(r) => t.error(1, || format!("PutRecord: {}", r.error_type())),
-                    Err(e) => t.error(1, || format!("PutRecord: {e:#}")),
+                    Ok(r) => t.error(per_call as u64, || format!("{op}: {}", r.error_type())),
+                    Err(e) => t.error(per_call as u64, || format!("{op}: {e:#}")),
                 }
                 // Behind schedule by more than one interval: skip ahead rather than burst.
                 let now = Instant::now();
@@ -696,17 +913,39 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     let elapsed = produced_until.saturating_duration_since(window.measure_from);
     let sent = sent_measured.load(Ordering::Acquire);
     let received = received_measured.load(Ordering::Acquire);
-    let workload = format!(
-        "put → visible (polling), {} B at {:.0}/s, {} shards",
-        o.record_size, o.rate, c.shards
-    );
-    let params = json!({"rate": o.rate, "producers": n, "record_size": o.record_size, "shards": c.shards,
+    let how = match o.consumer {
+        ConsumerKind::Poll => "polling GetRecords",
+        ConsumerKind::Subscribe => "SubscribeToShard",
+    };
+    let (kind, workload) = if o.mixed {
+        (
+            "mixed",
+            format!(
+                "mixed: {n} producers of {op} {per_call}×{} B at {:.0} records/s over {} shards, {how} every {:.0} ms per shard",
+                o.record_size,
+                o.rate,
+                c.shards,
+                o.poll_interval.as_secs_f64() * 1000.0
+            ),
+        )
+    } else {
+        (
+            "e2e",
+            format!(
+                "put → visible ({how}), {} B at {:.0}/s, {} shards",
+                o.record_size, o.rate, c.shards
+            ),
+        )
+    };
+    let params = json!({"consumer": o.consumer.as_str(), "rate": o.rate, "producers": n, "batch_size": per_call,
+        "record_size": o.record_size, "shards": c.shards,
         "poll_interval_ms": o.poll_interval.as_secs_f64() * 1000.0, "duration_s": c.duration.as_secs_f64()});
     let errors = puts.errors + seen.errors;
     let error_sample = puts.error_sample.take().or(seen.error_sample.take());
     let put_latency = puts.latency.summary();
     let requests = puts.requests;
-    let mut result = seen.into_result(c, "e2e", workload, params, elapsed);
+    let events = seen.requests;
+    let mut result = seen.into_result(c, kind, workload, params, elapsed);
     result.requests = requests;
     result.requests_per_s = requests as f64 / elapsed.as_secs_f64().max(1e-9);
     result.errors = errors;
@@ -718,6 +957,23 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
             "{} of {sent} acknowledged records never seen by the consumer",
             sent - received
         ));
+    }
+    let put_rate = sent as f64 / elapsed.as_secs_f64().max(1e-9);
+    if no_initial_response.load(Ordering::Relaxed) {
+        result.notes.push(
+            "a SubscribeToShard event stream started without initial-response (AWS sends it first)"
+                .to_string(),
+        );
+    }
+    match o.consumer {
+        ConsumerKind::Subscribe => result.notes.push(format!(
+            "put rate {put_rate:.0} records/s acknowledged; {events} SubscribeToShardEvents received; {} renewed subscription(s)",
+            renewals.load(Ordering::Relaxed),
+        )),
+        ConsumerKind::Poll => result.notes.push(format!(
+            "put rate {put_rate:.0} records/s acknowledged; {events} GetRecords calls ({:.0}/s)",
+            events as f64 / elapsed.as_secs_f64().max(1e-9)
+        )),
     }
     if !c.keep_stream {
         k.delete_stream(&stream).await;
