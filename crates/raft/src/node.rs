@@ -76,6 +76,8 @@ pub enum NodeError {
     Raft(String),
     #[error("the catalog's raft node did not become leader within {0:?}")]
     NoLeader(Duration),
+    #[error("the catalog did not apply its log up to index {index} within {wait:?}")]
+    NotReplayed { index: u64, wait: Duration },
 }
 
 /// The catalog replicated through openraft with a single voter.
@@ -147,6 +149,17 @@ impl CatalogRaft {
             .state(ServerState::Leader, "the single voter leads")
             .await
             .map_err(|_| NodeError::NoLeader(wait))?;
+        // A leader has committed everything in its log, but applies it asynchronously: wait
+        // until the catalog has applied it all, so that whoever reads the catalog next (the
+        // node's boot reconciliation, its resumption of pending CREATING/UPDATING/DELETING
+        // transitions) sees every command that was acknowledged before a crash.
+        let last = raft.metrics().borrow().last_log_index;
+        if let Some(last) = last {
+            raft.wait(Some(wait))
+                .applied_index_at_least(Some(last), "the catalog replayed its log")
+                .await
+                .map_err(|_| NodeError::NotReplayed { index: last, wait })?;
+        }
         Ok(CatalogRaft { raft, view, log })
     }
 
