@@ -461,15 +461,18 @@ async fn checked(
     };
     let op = match op {
         Ok(op) => op,
-        Err(e) => return answer(api_error(format, &e)),
+        Err(e) => {
+            crate::metrics::record_rejected("unknown", &e);
+            return answer(api_error(format, &e));
+        }
     };
     if body.is_empty() {
-        return answer(api_error(
-            format,
-            &ApiError::new(ErrorKind::Serialization, ""),
-        ));
+        let e = ApiError::new(ErrorKind::Serialization, "");
+        crate::metrics::record_rejected(op.name(), &e);
+        return answer(api_error(format, &e));
     }
     if let Err(e) = auth.and_then(|pending| pending.finish(&body)) {
+        crate::metrics::record_rejected(op.name(), &e);
         return answer(api_error(format, &e));
     }
     let call = Call {

@@ -91,6 +91,13 @@ impl RecentErrors {
     }
 }
 
+/// Records a call the HTTP layer refused before dispatch (unknown operation, empty body, a
+/// failed signature check), so it counts in the same request and error series and in the
+/// recent errors as a dispatched one.
+pub fn record_rejected(op: &'static str, e: &ApiError) {
+    record(op, Instant::now(), &Err::<(), _>(e.clone()));
+}
+
 /// Wraps a [`Dispatch`] and records each call's outcome and latency.
 pub struct MeteredDispatch {
     inner: Arc<dyn Dispatch>,
