@@ -49,7 +49,7 @@ pub use consumers::{
 };
 pub use error::{CatalogError, INTERNAL_FAILURE_MESSAGE};
 pub use levee_map::{GroupId, HashRange, MapDelta, NodeId, ShardId, ShardMap};
-pub use reshard::{resolve_shard_id, SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
+pub use reshard::{SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
 pub use settings::{
     AccountSettings, BillingCommitment, BillingStatus, DataKey, ShardLevelMetric,
     BILLING_COMMITMENT_MIN_MS, MAX_RECORD_SIZE_KIB_DEFAULT, MAX_RECORD_SIZE_KIB_MAX,

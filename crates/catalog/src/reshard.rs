@@ -43,33 +43,6 @@ pub const SCALING_WINDOW_MS: u64 = 24 * 3_600_000;
 /// The wire model's maximum `TargetShardCount`.
 const TARGET_SHARD_COUNT_MAX: u32 = 100_000;
 
-/// Resolves a client's shard id as AWS does (kinesalite's recorded tests): the text after the
-/// first `-` — or the whole text when there is none or it is empty — must be decimal digits with
-/// a value of at most 2^31 - 1. So `shardId-000000000005`, `5`, `anything-5` and `-5` all name
-/// shard 5; `2.14E4` and `shardId-002147483648` name none.
-pub fn resolve_shard_id(s: &str) -> Option<ShardId> {
-    let digits = match s.split('-').nth(1) {
-        Some(d) if !d.is_empty() => d,
-        _ => s,
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > 10 {
-        return None;
-    }
-    let value: u64 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
-    u32::try_from(value)
-        .ok()
-        .filter(|v| i32::try_from(*v).is_ok())
-        .map(ShardId)
-}
-
 /// `0|([1-9]\d{0,38})`, the wire model's pattern for hash keys.
 fn hash_key_pattern_ok(s: &str) -> bool {
     let b = s.as_bytes();
@@ -234,7 +207,7 @@ impl Catalog {
                  expression pattern: 0|([1-9]\\d{{0,38}})"
             )));
         }
-        let id = resolve_shard_id(shard_to_split)
+        let id = ShardId::resolve(shard_to_split)
             .ok_or_else(|| CatalogError::shard_not_found(shard_to_split, name, &account))?;
         let account_open = self.account_open_shard_count();
         let (s, next_uid) = self.reshardable(name)?;
@@ -284,7 +257,7 @@ impl Catalog {
         let account = self.config.account_id.clone();
         let (group, node) = (self.config.group.0, self.config.node.0);
         let resolve = |raw: &str| {
-            resolve_shard_id(raw).ok_or_else(|| CatalogError::shard_not_found(raw, name, &account))
+            ShardId::resolve(raw).ok_or_else(|| CatalogError::shard_not_found(raw, name, &account))
         };
         let a_id = resolve(shard_to_merge)?;
         let b_id = resolve(adjacent_shard_to_merge)?;

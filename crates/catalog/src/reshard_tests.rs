@@ -913,7 +913,7 @@ fn resolve_shard_id_follows_aws() {
         ("", None),
         ("x-1a", None),
     ] {
-        assert_eq!(resolve_shard_id(raw), want.map(ShardId), "{raw}");
+        assert_eq!(ShardId::resolve(raw), want.map(ShardId), "{raw}");
     }
 }
 

@@ -51,32 +51,6 @@ fn record_too_large(member: &str, len: usize, max: usize) -> ApiError {
     )
 }
 
-/// A shard id as AWS reads it in GetShardIterator: the digits after the first `-` (or the whole
-/// string without one), any prefix (`shardId-000000000001`, `shard-1`, `anything-1`, `1`), up to
-/// 2^31 - 1 (kinesalite's recordings of AWS; the catalog's `resolve_shard_id` is the same rule).
-fn lenient_shard_id(s: &str) -> Option<ShardId> {
-    let digits = match s.split('-').nth(1) {
-        Some(d) if !d.is_empty() => d,
-        _ => s,
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let significant = digits.trim_start_matches('0');
-    if significant.len() > 10 {
-        return None;
-    }
-    let value: u64 = if significant.is_empty() {
-        0
-    } else {
-        significant.parse().ok()?
-    };
-    u32::try_from(value)
-        .ok()
-        .filter(|v| i32::try_from(*v).is_ok())
-        .map(ShardId)
-}
-
 /// Per-stream settings the data plane enforces, as the control plane knows them.
 pub trait StreamSettings: Send + Sync + 'static {
     /// The stream's `MaxRecordSizeInKiB` in bytes; `None` when there is no such stream.
@@ -179,6 +153,19 @@ pub enum IteratorType {
     TrimHorizon,
     Latest,
     AtTimestamp,
+}
+
+impl From<levee_protocol::types::ShardIteratorType> for IteratorType {
+    fn from(t: levee_protocol::types::ShardIteratorType) -> IteratorType {
+        use levee_protocol::types::ShardIteratorType as T;
+        match t {
+            T::AtSequenceNumber => IteratorType::AtSequenceNumber,
+            T::AfterSequenceNumber => IteratorType::AfterSequenceNumber,
+            T::TrimHorizon => IteratorType::TrimHorizon,
+            T::Latest => IteratorType::Latest,
+            T::AtTimestamp => IteratorType::AtTimestamp,
+        }
+    }
 }
 
 impl IteratorType {
@@ -597,7 +584,7 @@ impl DataPlane {
         op: &str,
     ) -> Result<(ShardRoute, Position), ApiError> {
         let acct = &self.identity.account_id;
-        let Some(id) = lenient_shard_id(shard_id) else {
+        let Some(id) = ShardId::resolve(shard_id) else {
             return Err(ApiError::new(
                 ErrorKind::ResourceNotFound,
                 format!(

@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use levee_protocol::types::{
     ChildShard, EncryptionType, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange,
-    PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record, ShardIteratorType,
+    PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record,
 };
 use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
 
 use crate::backend::{BoxFuture, ControlPlane};
-use crate::dataplane::{DataPlane, IteratorType, PutEntry};
+use crate::dataplane::{DataPlane, PutEntry};
 use crate::http::{Call, Dispatch, Reply};
 use crate::subscribe::Subscriptions;
 
@@ -24,16 +24,6 @@ pub struct KinesisService {
 /// A cheaply cloned handle that implements [`Dispatch`].
 #[derive(Clone)]
 pub struct Service(pub Arc<KinesisService>);
-
-fn iterator_type(t: ShardIteratorType) -> IteratorType {
-    match t {
-        ShardIteratorType::AtSequenceNumber => IteratorType::AtSequenceNumber,
-        ShardIteratorType::AfterSequenceNumber => IteratorType::AfterSequenceNumber,
-        ShardIteratorType::TrimHorizon => IteratorType::TrimHorizon,
-        ShardIteratorType::Latest => IteratorType::Latest,
-        ShardIteratorType::AtTimestamp => IteratorType::AtTimestamp,
-    }
-}
 
 impl KinesisService {
     async fn call(&self, call: Call) -> Result<Vec<u8>, ApiError> {
@@ -105,7 +95,7 @@ impl KinesisService {
                     .get_shard_iterator(
                         name,
                         &r.shard_id,
-                        iterator_type(r.shard_iterator_type),
+                        r.shard_iterator_type.into(),
                         r.starting_sequence_number.as_deref(),
                         r.timestamp.map(|t| t.millis()),
                     )

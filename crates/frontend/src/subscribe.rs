@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backend::{ConsumerInfo, ReadFrom};
-use crate::dataplane::{child_shards, millis_behind, position_seq, seq, IteratorType};
+use crate::dataplane::{child_shards, millis_behind, position_seq, seq};
 use crate::eventstream;
 use crate::iterator::Position;
 use crate::service::KinesisService;
@@ -206,17 +206,6 @@ impl Bucket {
     }
 }
 
-fn iterator_type(t: levee_protocol::types::ShardIteratorType) -> IteratorType {
-    use levee_protocol::types::ShardIteratorType as T;
-    match t {
-        T::AtSequenceNumber => IteratorType::AtSequenceNumber,
-        T::AfterSequenceNumber => IteratorType::AfterSequenceNumber,
-        T::TrimHorizon => IteratorType::TrimHorizon,
-        T::Latest => IteratorType::Latest,
-        T::AtTimestamp => IteratorType::AtTimestamp,
-    }
-}
-
 /// AWS's answer for a consumer that is not ACTIVE (still CREATING, or DELETING).
 fn not_active(c: &ConsumerInfo, account: &str) -> ApiError {
     ApiError::new(
@@ -247,7 +236,7 @@ pub async fn subscribe(
         .resolve_position(
             &consumer.stream_name,
             &input.shard_id,
-            iterator_type(pos.r#type),
+            pos.r#type.into(),
             pos.sequence_number.as_deref(),
             pos.timestamp.map(|t| t.millis()),
             "SubscribeToShard",

@@ -49,6 +49,7 @@ pub fn service(
     node: Arc<Node>,
     iterator_key: [u8; 32],
     subscribe: SubscribeConfig,
+    shard_limits: Option<Arc<levee_frontend::shard_limits::ShardLimiter>>,
 ) -> anyhow::Result<Arc<dyn Dispatch>> {
     let at_rest = Arc::new(AtRest::new(node.cfg.master_key_file.clone()));
     let encrypted: Vec<Stream> = node.catalog.read(|c| {
@@ -71,6 +72,7 @@ pub fn service(
         storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
             Arc::new(LocalStorage {
                 engine: node.engine.clone(),
+                shard_limits,
                 signals: Arc::new(AppendSignals::default()),
                 at_rest: at_rest.clone(),
             }),

@@ -282,12 +282,12 @@ fn serve(
         let start = std::time::Instant::now();
         let clock: levee_frontend::shard_limits::MillisClock =
             Arc::new(move || start.elapsed().as_millis() as u64);
-        if cfg.shard_limits == config::ShardLimits::Aws {
-            let _ = storage_adapter::SHARD_LIMITS.set(Arc::new(
-                levee_frontend::shard_limits::ShardLimiter::new(clock.clone()),
-            ));
+        let shard_limits = (cfg.shard_limits == config::ShardLimits::Aws).then(|| {
             tracing::info!("shard and control-plane limits as AWS's (--shard-limits aws)");
-        }
+            Arc::new(levee_frontend::shard_limits::ShardLimiter::new(
+                clock.clone(),
+            ))
+        });
         tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
         let tls = tls_config(&cfg)?;
         let mut dispatch = control::service(
@@ -299,6 +299,7 @@ fn serve(
                 takeover_guard: Duration::from_millis(cfg.subscription_takeover_ms),
                 ..SubscribeConfig::default()
             },
+            shard_limits,
         )?;
         if cfg.shard_limits == config::ShardLimits::Aws {
             dispatch = Arc::new(levee_frontend::limits::ControlRates::new(

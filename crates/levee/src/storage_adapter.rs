@@ -21,14 +21,11 @@ use levee_map::ShardRoute;
 use levee_protocol::{ApiError, ErrorKind};
 use levee_storage::{Engine, Error, ShardUid};
 
-/// The embedded node's per-shard limits (`--shard-limits aws`), installed once at start-up by
-/// `main.rs`. Here, at the storage plane, because this process owns every shard; a storage node
-/// of a cluster holds its own.
-pub static SHARD_LIMITS: std::sync::OnceLock<Arc<levee_frontend::shard_limits::ShardLimiter>> =
-    std::sync::OnceLock::new();
-
 pub struct LocalStorage {
     pub engine: Arc<Engine>,
+    /// Per-shard limits (`--shard-limits aws`). Here, at the storage plane, because this process
+    /// owns every shard; a storage node of a cluster holds its own.
+    pub shard_limits: Option<Arc<levee_frontend::shard_limits::ShardLimiter>>,
     /// Woken after each committed append, for SubscribeToShard.
     pub signals: Arc<AppendSignals>,
     pub at_rest: Arc<AtRest>,
@@ -264,7 +261,7 @@ fn to_api(e: Error) -> ApiError {
 
 impl StoragePlane for LocalStorage {
     fn shard_limits(&self) -> Option<&levee_frontend::shard_limits::ShardLimiter> {
-        SHARD_LIMITS.get().map(|l| &**l)
+        self.shard_limits.as_deref()
     }
 
     fn append(

@@ -5,29 +5,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use common::{wait_active, Server};
-
-/// GET over plain HTTP/1.1; returns the status code and body.
-fn get(admin: &str, path: &str) -> (u16, String) {
-    let host = admin.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).expect("connect admin");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).expect("read admin answer");
-    let (head, body) = buf.split_once("\r\n\r\n").expect("http answer");
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body.to_owned())
-}
+use common::{http_get as get, wait_active, Server};
 
 /// Parses Prometheus text into (name, sorted labels) → value.
 fn parse_metrics(text: &str) -> BTreeMap<(String, String), f64> {

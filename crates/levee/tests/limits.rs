@@ -7,8 +7,10 @@
 //! — not enforced for root, and counted per user — applies and parallel tests do not share a
 //! count. Run as an ordinary user, the tests use that user.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -142,18 +144,7 @@ impl Drop for Limited {
 }
 
 fn get(addr: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut b = String::new();
-    s.read_to_string(&mut b).unwrap();
-    b.split_once("\r\n\r\n")
-        .map(|x| x.1.to_owned())
-        .unwrap_or_default()
+    common::http_get(addr, path).1
 }
 
 /// `levee_resource_<what>{resource="<name>"}` values.

@@ -3,7 +3,9 @@
 //! max(2 × baseline, baseline + 5 ms) of an unhindered node measured at the same time, and the
 //! dropped pushes and log lines are counted.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -83,16 +85,9 @@ fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
 }
 
 fn metric(admin: &str, name: &str) -> f64 {
-    let host = admin.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut b = String::new();
-    s.read_to_string(&mut b).unwrap();
-    b.lines()
+    common::http_get(admin, "/metrics")
+        .1
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)

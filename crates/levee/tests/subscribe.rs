@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
@@ -69,12 +68,9 @@ fn tls_client(server: &Server) -> aws_sdk_kinesis::Client {
 
 /// The value of a counter in the admin listener's /metrics whose labels include all of `labels`.
 fn counter(server: &Server, name: &str, labels: &[&str]) -> f64 {
-    let admin = server.admin.trim_start_matches("http://");
-    let mut s = std::net::TcpStream::connect(admin).expect("admin listener");
-    write!(s, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    text.lines()
+    common::http_get(&server.admin, "/metrics")
+        .1
+        .lines()
         .filter(|l| l.starts_with(name) && labels.iter().all(|want| l.contains(want)))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()

@@ -97,6 +97,34 @@ impl fmt::Display for ShardId {
 }
 
 impl ShardId {
+    /// Resolves a client's shard id as AWS does (kinesalite's recorded tests): the text after the
+    /// first `-` — or the whole text when there is none or it is empty — must be decimal digits
+    /// with a value of at most 2^31 - 1. So `shardId-000000000005`, `5`, `anything-5` and `-5`
+    /// all name shard 5; `2.14E4` and `shardId-002147483648` name none. The catalog and the
+    /// front-end both resolve shard ids with this one rule.
+    pub fn resolve(s: &str) -> Option<ShardId> {
+        let digits = match s.split('-').nth(1) {
+            Some(d) if !d.is_empty() => d,
+            _ => s,
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let significant = digits.trim_start_matches('0');
+        if significant.len() > 10 {
+            return None;
+        }
+        let value: u64 = if significant.is_empty() {
+            0
+        } else {
+            significant.parse().ok()?
+        };
+        u32::try_from(value)
+            .ok()
+            .filter(|v| i32::try_from(*v).is_ok())
+            .map(ShardId)
+    }
+
     /// Parses `shardId-<digits>` (up to 12 digits) or the bare digits.
     pub fn parse(s: &str) -> Option<ShardId> {
         let digits = s.strip_prefix("shardId-").unwrap_or(s);

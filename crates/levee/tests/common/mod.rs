@@ -155,3 +155,23 @@ pub async fn read_shard(
         .records()
         .to_vec()
 }
+
+/// GET over plain HTTP/1.1 (`addr` with or without `http://`); the status code and the body.
+/// For the admin listener (`/metrics`, `/status.json`, …).
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let host = addr.trim_start_matches("http://");
+    let mut s = std::net::TcpStream::connect(host).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read answer");
+    let (head, body) = buf.split_once("\r\n\r\n").expect("http answer");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_owned())
+}
