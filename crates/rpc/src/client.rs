@@ -32,6 +32,10 @@ use crate::codec::{self, Payload, Request, Response, ShardRef, StaleReason};
 pub const SIGNAL_WAIT_MS: u32 = 20_000;
 /// A forwarder's pause after a failed long poll (the node restarting, say).
 pub const SIGNAL_RETRY_MS: u64 = 200;
+/// Times a request refused unprocessed (HTTP/2 REFUSED_STREAM) is sent again.
+pub const REFUSED_RETRIES_MAX: u32 = 5;
+/// The first pause before sending a refused request again (doubling each time).
+pub const REFUSED_RETRY_MS: u64 = 1;
 /// A response body's size (a 10 MiB read and its framing fit).
 pub const RESPONSE_BYTES_MAX: usize = 16 << 20;
 
@@ -80,6 +84,10 @@ pub enum RpcError {
     Connect(SocketAddr, String),
     #[error("timed out")]
     Timeout,
+    /// The node refused the request unprocessed (HTTP/2 REFUSED_STREAM: past its streams
+    /// limit): safe to send again.
+    #[error("refused unprocessed")]
+    Refused,
     #[error("transport: {0}")]
     Transport(String),
     #[error("storage node answered HTTP {0}: {1}")]
@@ -194,6 +202,54 @@ impl Pool {
             Request::Wait { wait_ms, .. } => *wait_ms as u64,
             _ => 0,
         };
+        let answer = self
+            .post(
+                addr,
+                request.path(),
+                codec::encode_request(request),
+                extra_ms,
+            )
+            .await?;
+        if !answer.status.is_success() {
+            return Err(RpcError::Status(
+                answer.status.as_u16(),
+                String::from_utf8_lossy(&answer.body).into_owned(),
+            ));
+        }
+        Ok(codec::decode_response(answer.body)?)
+    }
+
+    /// POSTs `body` to `path` on the node at `addr` within the pool's request timeout plus
+    /// `extra_ms`, holding one of the pool's in-flight permits meanwhile.
+    pub async fn post(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Bytes,
+        extra_ms: u64,
+    ) -> Result<Answer, RpcError> {
+        let mut attempt = 0;
+        loop {
+            match self.post_once(addr, path, body.clone(), extra_ms).await {
+                // Refused unprocessed (a new connection's streams past the peer's limit before
+                // its settings arrived): sending again is safe.
+                Err(RpcError::Refused) if attempt < REFUSED_RETRIES_MAX => {
+                    attempt += 1;
+                    metrics::counter!("levee_rpc_client_refused_retries_total").increment(1);
+                    tokio::time::sleep(Duration::from_millis(REFUSED_RETRY_MS << attempt)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn post_once(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        body: Bytes,
+        extra_ms: u64,
+    ) -> Result<Answer, RpcError> {
         let limit = Duration::from_millis(self.config.request_timeout_ms + extra_ms);
         tokio::time::timeout(limit, async {
             let _permit = self
@@ -206,32 +262,45 @@ impl Pool {
                 .ready()
                 .await
                 .map_err(|e| RpcError::Transport(e.to_string()))?;
-            let http = hyper::Request::post(format!("http://{addr}{}", request.path()))
-                .header(hyper::header::CONTENT_TYPE, "application/x-levee-storage")
-                .body(Full::new(codec::encode_request(request)))
+            let http = hyper::Request::post(format!("http://{addr}{path}"))
+                .header(hyper::header::CONTENT_TYPE, CONTENT_TYPE)
+                .body(Full::new(body))
                 .map_err(|e| RpcError::Transport(e.to_string()))?;
-            let resp = sender
-                .send_request(http)
-                .await
-                .map_err(|e| RpcError::Transport(e.to_string()))?;
+            let resp = sender.send_request(http).await.map_err(|e| {
+                if refused_stream(&e) {
+                    RpcError::Refused
+                } else {
+                    RpcError::Transport(e.to_string())
+                }
+            })?;
             let status = resp.status();
+            let headers = resp.headers().clone();
             let body = Limited::new(resp.into_body(), RESPONSE_BYTES_MAX)
                 .collect()
                 .await
                 .map_err(|e| RpcError::Transport(e.to_string()))?
                 .to_bytes();
-            if !status.is_success() {
-                return Err(RpcError::Status(
-                    status.as_u16(),
-                    String::from_utf8_lossy(&body).into_owned(),
-                ));
-            }
-            Ok(codec::decode_response(body)?)
+            Ok(Answer {
+                status,
+                headers,
+                body,
+            })
         })
         .await
         .map_err(|_| RpcError::Timeout)?
     }
 }
+
+/// An HTTP answer from a node.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: hyper::StatusCode,
+    pub headers: hyper::HeaderMap,
+    pub body: Bytes,
+}
+
+/// The content type of every inter-node message.
+pub const CONTENT_TYPE: &str = "application/x-levee-rpc";
 
 /// The storage plane of a front-end in a fleet: every call goes to the shard's node.
 pub struct RemoteStorage {
@@ -252,7 +321,10 @@ impl RemoteStorage {
 
     /// Shards whose append signal is being forwarded now.
     pub fn watched(&self) -> usize {
-        self.watchers.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.watchers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
     fn target(&self, shard: &ShardRoute) -> Result<(SocketAddr, ShardRef), RpcError> {
@@ -431,4 +503,16 @@ async fn forward_signal(
             return;
         }
     }
+}
+
+/// Whether hyper's error is the peer's HTTP/2 REFUSED_STREAM (the request did not run).
+fn refused_stream(e: &hyper::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(err) = source {
+        if let Some(h2) = err.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = err.source();
+    }
+    false
 }

@@ -144,7 +144,7 @@ const OP_READ: u8 = 2;
 const OP_TIP: u8 = 3;
 const OP_WAIT: u8 = 4;
 
-fn put_bytes(out: &mut BytesMut, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
     out.put_slice(b);
 }
@@ -269,43 +269,43 @@ pub fn encode_response(resp: &Response) -> Bytes {
 }
 
 /// A checked reader over a message body.
-struct Reader {
+pub(crate) struct Reader {
     buf: Bytes,
 }
 
 impl Reader {
-    fn need(&self, n: usize) -> Result<(), CodecError> {
+    pub(crate) fn need(&self, n: usize) -> Result<(), CodecError> {
         if self.buf.remaining() < n {
             Err(CodecError::Truncated)
         } else {
             Ok(())
         }
     }
-    fn u8(&mut self) -> Result<u8, CodecError> {
+    pub(crate) fn u8(&mut self) -> Result<u8, CodecError> {
         self.need(1)?;
         Ok(self.buf.get_u8())
     }
-    fn u32(&mut self) -> Result<u32, CodecError> {
+    pub(crate) fn u32(&mut self) -> Result<u32, CodecError> {
         self.need(4)?;
         Ok(self.buf.get_u32_le())
     }
-    fn u64(&mut self) -> Result<u64, CodecError> {
+    pub(crate) fn u64(&mut self) -> Result<u64, CodecError> {
         self.need(8)?;
         Ok(self.buf.get_u64_le())
     }
-    fn bool(&mut self, what: &'static str) -> Result<bool, CodecError> {
+    pub(crate) fn bool(&mut self, what: &'static str) -> Result<bool, CodecError> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(CodecError::Invalid(what)),
         }
     }
-    fn bytes(&mut self) -> Result<Bytes, CodecError> {
+    pub(crate) fn bytes(&mut self) -> Result<Bytes, CodecError> {
         let n = self.u32()? as usize;
         self.need(n)?;
         Ok(self.buf.split_to(n))
     }
-    fn string(&mut self, what: &'static str) -> Result<String, CodecError> {
+    pub(crate) fn string(&mut self, what: &'static str) -> Result<String, CodecError> {
         let b = self.bytes()?;
         String::from_utf8(b.to_vec()).map_err(|_| CodecError::Invalid(what))
     }
@@ -322,14 +322,14 @@ impl Reader {
         }
         Ok(n)
     }
-    fn start(buf: Bytes) -> Result<Reader, CodecError> {
+    pub(crate) fn start(buf: Bytes) -> Result<Reader, CodecError> {
         let mut r = Reader { buf };
         match r.u8()? {
             FORMAT_VERSION => Ok(r),
             v => Err(CodecError::Version(v)),
         }
     }
-    fn end(self) -> Result<(), CodecError> {
+    pub(crate) fn end(self) -> Result<(), CodecError> {
         match self.buf.remaining() {
             0 => Ok(()),
             n => Err(CodecError::Trailing(n)),
@@ -450,7 +450,10 @@ mod tests {
 
     fn request() -> impl Strategy<Value = Request> {
         prop_oneof![
-            (shard(), proptest::collection::vec((bytes(), bytes()), 0..20))
+            (
+                shard(),
+                proptest::collection::vec((bytes(), bytes()), 0..20)
+            )
                 .prop_map(|(shard, records)| Request::Append { shard, records }),
             (
                 shard(),

@@ -11,7 +11,9 @@
 
 pub mod client;
 pub mod codec;
+pub mod control;
 pub mod server;
+pub mod transport;
 
 pub use client::{NodeDirectory, Pool, PoolConfig, RemoteStorage, RpcError, StaticDirectory};
 pub use server::{MapOwnership, Ownership, ServerConfig, StorageServer};

@@ -5,21 +5,19 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::{Response as HttpResponse, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use levee_frontend::backend::{AppendError, MapHolder, StoragePlane};
+use http_body_util::Full;
+use hyper::{HeaderMap, Response as HttpResponse, StatusCode};
+use levee_frontend::backend::{AppendError, BoxFuture, MapHolder, StoragePlane};
 use levee_map::{NodeId, ShardRoute};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::codec::{self, Payload, Request, Response, ShardRef, StaleReason};
+use crate::transport::{self, plain, Connections, Handler, Limits};
 
 /// How long a request whose shard this node does not know yet waits for this node's map to
 /// catch up with the caller's (a new shard or epoch the caller saw first) before it is refused
@@ -112,7 +110,7 @@ pub struct StorageServer {
     storage: Arc<dyn StoragePlane>,
     owner: Arc<dyn Ownership>,
     config: ServerConfig,
-    connections: Arc<Semaphore>,
+    connections: Arc<Connections>,
 }
 
 impl StorageServer {
@@ -121,80 +119,40 @@ impl StorageServer {
         owner: Arc<dyn Ownership>,
         config: ServerConfig,
     ) -> Arc<StorageServer> {
-        metrics::gauge!("levee_rpc_server_connections_max").set(config.connections_max as f64);
         Arc::new(StorageServer {
             storage,
             owner,
-            connections: Arc::new(Semaphore::new(config.connections_max)),
+            connections: Arc::new(Connections::new(&Self::limits(&config))),
             config,
         })
     }
 
-    /// Open connections (for tests and metrics).
-    pub fn connections(&self) -> usize {
-        self.config.connections_max - self.connections.available_permits()
+    fn limits(config: &ServerConfig) -> Limits {
+        Limits {
+            name: "storage",
+            connections_max: config.connections_max,
+            streams_per_connection_max: config.streams_per_connection_max,
+            body_bytes_max: config.body_bytes_max,
+        }
     }
 
-    /// Accepts connections on `listener` until `shutdown` resolves. Connections already open
-    /// finish on their own (a front-end closes them when it evicts or exits).
+    /// Open connections (for tests and metrics).
+    pub fn connections(&self) -> usize {
+        self.connections.open()
+    }
+
+    /// Accepts connections on `listener` until `shutdown` resolves.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send,
     ) {
-        tokio::pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // EMFILE and friends: back off instead of spinning, keep serving.
-                        tracing::warn!(error = %e, "storage rpc accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                metrics::counter!("levee_rpc_server_connections_refused_total").increment(1);
-                drop(stream);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let server = self.clone();
-            tokio::spawn(async move {
-                metrics::gauge!("levee_rpc_server_connections").increment(1.0);
-                server.connection(stream, peer).await;
-                metrics::gauge!("levee_rpc_server_connections").decrement(1.0);
-                drop(permit);
-            });
-        }
+        let limits = Self::limits(&self.config);
+        let connections = self.connections.clone();
+        transport::serve(listener, shutdown, limits, connections, self).await
     }
 
-    async fn connection(self: Arc<Self>, stream: tokio::net::TcpStream, peer: SocketAddr) {
-        let server = self.clone();
-        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-            let server = server.clone();
-            async move { Ok::<_, std::convert::Infallible>(server.http(req).await) }
-        });
-        let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-            .max_concurrent_streams(self.config.streams_per_connection_max)
-            .serve_connection(TokioIo::new(stream), service);
-        if let Err(e) = conn.await {
-            tracing::debug!(%peer, error = %e, "storage rpc connection ended");
-        }
-    }
-
-    async fn http(&self, req: hyper::Request<Incoming>) -> HttpResponse<Full<Bytes>> {
-        let path = req.uri().path().to_string();
-        let body = match Limited::new(req.into_body(), self.config.body_bytes_max)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) => return plain(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
-        };
+    async fn http(&self, path: String, body: Bytes) -> HttpResponse<Full<Bytes>> {
         let request = match codec::decode_request(body) {
             Ok(r) if r.path() == path => r,
             Ok(_) => return plain(StatusCode::NOT_FOUND, format!("no operation at {path}")),
@@ -209,12 +167,7 @@ impl StorageServer {
         };
         metrics::counter!("levee_rpc_server_requests_total", "op" => op, "outcome" => outcome)
             .increment(1);
-        let mut out = HttpResponse::new(Full::new(codec::encode_response(&response)));
-        out.headers_mut().insert(
-            hyper::header::CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static("application/x-levee-storage"),
-        );
-        out
+        transport::message(codec::encode_response(&response))
     }
 
     /// Answers one decoded request (the transport-free core, tested directly too).
@@ -273,7 +226,8 @@ impl StorageServer {
     /// its epoch, and a closed shard stays readable). A shard or epoch this node does not know
     /// yet waits briefly for its map to catch up.
     async fn check(&self, shard: ShardRef, write: bool) -> Result<ShardRoute, StaleReason> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.map_catch_up_wait_ms);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(self.config.map_catch_up_wait_ms);
         let mut changes = self.owner.changes();
         loop {
             changes.borrow_and_update();
@@ -326,8 +280,13 @@ impl StorageServer {
     }
 }
 
-fn plain(status: StatusCode, text: String) -> HttpResponse<Full<Bytes>> {
-    let mut r = HttpResponse::new(Full::new(Bytes::from(text)));
-    *r.status_mut() = status;
-    r
+impl Handler for StorageServer {
+    fn handle(
+        self: Arc<Self>,
+        path: String,
+        _headers: HeaderMap,
+        body: Bytes,
+    ) -> BoxFuture<HttpResponse<Full<Bytes>>> {
+        Box::pin(async move { self.http(path, body).await })
+    }
 }

@@ -11,7 +11,9 @@ use levee_frontend::backend::{
     AppendError, AppendSignals, Appended, BoxFuture, MapHolder, ReadFrom, ReadOut, StoragePlane,
     StoredRecord, Tip,
 };
-use levee_map::{even_split, GroupId, NodeId, ShardId, ShardMap, ShardRoute, StreamRoute, StreamState};
+use levee_map::{
+    even_split, GroupId, NodeId, ShardId, ShardMap, ShardRoute, StreamRoute, StreamState,
+};
 use levee_protocol::{ApiError, ErrorKind};
 use levee_rpc::{
     MapOwnership, Pool, PoolConfig, RemoteStorage, ServerConfig, StaticDirectory, StorageServer,
@@ -137,7 +139,11 @@ fn map(version: u64, nodes: &[u64], epoch: u64, open: bool) -> ShardMap {
 
 /// `map(version, &[1], epoch, true)` after shard 0 was split: closed, with two open children.
 fn split_map(version: u64, epoch: u64) -> ShardMap {
-    let mut shards = map(version, &[1, 1, 1], epoch, true).stream("s").unwrap().shards.clone();
+    let mut shards = map(version, &[1, 1, 1], epoch, true)
+        .stream("s")
+        .unwrap()
+        .shards
+        .clone();
     shards[0].open = false;
     shards[0].hash_range = even_split(1)[0];
     for (i, r) in even_split(2).into_iter().enumerate() {
@@ -231,7 +237,10 @@ async fn append_read_and_tip_go_to_the_shards_node() {
     let (_pool, remote) = client(&[&a, &b], &[1, 2], 8);
 
     let ack = remote.append(&route(&m, 1), recs(3)).await.unwrap();
-    assert_eq!((ack.first_seq_ix, ack.arrival_ms, ack.shard_created_ms), (0, 7, 5));
+    assert_eq!(
+        (ack.first_seq_ix, ack.arrival_ms, ack.shard_created_ms),
+        (0, 7, 5)
+    );
     let ack = remote.append(&route(&m, 1), recs(2)).await.unwrap();
     assert_eq!(ack.first_seq_ix, 3);
     // Only node 2 holds shard 1's records.
@@ -278,7 +287,10 @@ async fn a_stale_epoch_or_a_closed_shard_refuses_writes_as_stale() {
         Err(AppendError::Stale)
     );
     assert!(remote.tip(&route(&closed, 0)).await.is_ok());
-    assert!(n.storage.shards.lock().unwrap().is_empty(), "nothing written");
+    assert!(
+        n.storage.shards.lock().unwrap().is_empty(),
+        "nothing written"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,7 +304,11 @@ async fn a_shard_the_node_does_not_own_is_refused() {
         Err(AppendError::Stale)
     );
     let e = remote.tip(&route(&callers, 0)).await.unwrap_err();
-    assert_eq!(e.kind, ErrorKind::InternalFailure, "retryable for the client");
+    assert_eq!(
+        e.kind,
+        ErrorKind::InternalFailure,
+        "retryable for the client"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,7 +388,10 @@ async fn append_signals_cross_the_wire_and_stop_when_unwatched() {
     drop(rx2);
     eventually("the forwarder ends", || remote.watched() == 0).await;
     // The node stops holding a long poll for it too.
-    eventually("the node drops its watch", || n.storage.signals.watched() == 0).await;
+    eventually("the node drops its watch", || {
+        n.storage.signals.watched() == 0
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

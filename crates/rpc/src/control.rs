@@ -1,0 +1,539 @@
+//! The control protocol: a front-end forwards control operations (CreateStream, ListShards'
+//! cousins that change or read the catalog, consumer lookups) to the control plane.
+//!
+//! The control plane is the one component whose inbound load grows with the fleet, so it
+//! protects itself: each endpoint admits a fixed number of concurrent calls and answers the
+//! rest at once with HTTP 429 and a jittered `retry-after-ms`, and clients back off with full
+//! jitter. A client retries only what certainly did not run (a refused connection, a 429), on
+//! the next control address; anything ambiguous (a timeout after sending) is returned to the
+//! caller as AWS's retryable `InternalFailure`, never silently run twice.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http_body_util::Full;
+use hyper::{HeaderMap, Response as HttpResponse, StatusCode};
+use levee_frontend::auth::Caller;
+use levee_frontend::backend::{BoxFuture, ConsumerInfo};
+use levee_protocol::{ApiError, ErrorKind, Operation, WireFormat};
+use rand::Rng;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::client::{Pool, RpcError};
+use crate::codec::{put_bytes, CodecError, Reader, FORMAT_VERSION};
+use crate::transport::{self, plain, Connections, Handler, Limits};
+
+pub const CALL_PATH: &str = "/control/v1/call";
+pub const CONSUMER_PATH: &str = "/control/v1/consumer";
+/// The header carrying how long to wait before retrying a refused call, in ms.
+pub const RETRY_AFTER_MS_HEADER: &str = "retry-after-ms";
+
+/// A forwarded control operation: the client's request body as it came, and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlCall {
+    pub op: Operation,
+    pub format: WireFormat,
+    pub body: Bytes,
+    /// The verified caller (`None` under `--auth insecure`).
+    pub caller: Option<Caller>,
+}
+
+/// What the control plane does with forwarded calls.
+pub trait ControlHandler: Send + Sync + 'static {
+    /// Runs the operation; the answer is the encoded response body in `call.format`.
+    fn call(&self, call: ControlCall) -> BoxFuture<Result<Vec<u8>, ApiError>>;
+    fn consumer(&self, consumer_arn: String) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
+}
+
+const TAG_OK: u8 = 0;
+const TAG_API: u8 = 1;
+
+fn format_byte(f: WireFormat) -> u8 {
+    match f {
+        WireFormat::Json => 0,
+        WireFormat::Cbor => 1,
+    }
+}
+
+pub fn encode_call(call: &ControlCall) -> Bytes {
+    let mut out = BytesMut::with_capacity(64 + call.body.len());
+    out.put_u8(FORMAT_VERSION);
+    put_bytes(&mut out, call.op.name().as_bytes());
+    out.put_u8(format_byte(call.format));
+    match &call.caller {
+        None => out.put_u8(0),
+        Some(c) => {
+            out.put_u8(1);
+            put_bytes(&mut out, c.key_id.as_bytes());
+            put_bytes(&mut out, c.account.as_bytes());
+        }
+    }
+    put_bytes(&mut out, &call.body);
+    out.freeze()
+}
+
+pub fn decode_call(body: Bytes) -> Result<ControlCall, CodecError> {
+    let mut r = Reader::start(body)?;
+    let op =
+        Operation::from_name(&r.string("operation")?).ok_or(CodecError::Invalid("operation"))?;
+    let format = match r.u8()? {
+        0 => WireFormat::Json,
+        1 => WireFormat::Cbor,
+        _ => return Err(CodecError::Invalid("format")),
+    };
+    let caller = match r.u8()? {
+        0 => None,
+        1 => Some(Caller {
+            key_id: r.string("key id")?,
+            account: r.string("account")?,
+        }),
+        _ => return Err(CodecError::Invalid("caller")),
+    };
+    let body = r.bytes()?;
+    r.end()?;
+    Ok(ControlCall {
+        op,
+        format,
+        body,
+        caller,
+    })
+}
+
+fn put_api(out: &mut BytesMut, e: &ApiError) {
+    out.put_u8(TAG_API);
+    put_bytes(out, e.kind.type_name().as_bytes());
+    put_bytes(out, e.message.as_bytes());
+}
+
+fn read_api(r: &mut Reader) -> Result<ApiError, CodecError> {
+    let name = r.string("error type")?;
+    let kind = ErrorKind::ALL
+        .into_iter()
+        .find(|k| k.type_name() == name)
+        .ok_or(CodecError::Invalid("error type"))?;
+    Ok(ApiError::new(kind, r.string("error message")?))
+}
+
+pub fn encode_call_result(result: &Result<Vec<u8>, ApiError>) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(FORMAT_VERSION);
+    match result {
+        Ok(body) => {
+            out.put_u8(TAG_OK);
+            put_bytes(&mut out, body);
+        }
+        Err(e) => put_api(&mut out, e),
+    }
+    out.freeze()
+}
+
+pub fn decode_call_result(body: Bytes) -> Result<Result<Vec<u8>, ApiError>, CodecError> {
+    let mut r = Reader::start(body)?;
+    let out = match r.u8()? {
+        TAG_OK => Ok(r.bytes()?.to_vec()),
+        TAG_API => Err(read_api(&mut r)?),
+        _ => return Err(CodecError::Invalid("result tag")),
+    };
+    r.end()?;
+    Ok(out)
+}
+
+pub fn encode_consumer_result(result: &Result<ConsumerInfo, ApiError>) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(FORMAT_VERSION);
+    match result {
+        Ok(c) => {
+            out.put_u8(TAG_OK);
+            put_bytes(&mut out, c.consumer_name.as_bytes());
+            put_bytes(&mut out, c.consumer_arn.as_bytes());
+            put_bytes(&mut out, c.stream_name.as_bytes());
+            out.put_u8(c.active as u8);
+            out.put_u64_le(c.created_ms);
+        }
+        Err(e) => put_api(&mut out, e),
+    }
+    out.freeze()
+}
+
+pub fn decode_consumer_result(body: Bytes) -> Result<Result<ConsumerInfo, ApiError>, CodecError> {
+    let mut r = Reader::start(body)?;
+    let out = match r.u8()? {
+        TAG_OK => Ok(ConsumerInfo {
+            consumer_name: r.string("consumer name")?,
+            consumer_arn: r.string("consumer arn")?,
+            stream_name: r.string("stream name")?,
+            active: r.bool("active")?,
+            created_ms: r.u64()?,
+        }),
+        TAG_API => Err(read_api(&mut r)?),
+        _ => return Err(CodecError::Invalid("result tag")),
+    };
+    r.end()?;
+    Ok(out)
+}
+
+/// A fixed number of concurrent calls for one endpoint; the rest are refused at once.
+pub struct Admission {
+    name: &'static str,
+    permits: Arc<Semaphore>,
+    /// The base of the jittered retry hint: the hint is uniform in [base, 2 × base).
+    retry_after_ms: u64,
+}
+
+impl Admission {
+    pub fn new(name: &'static str, concurrency_max: usize, retry_after_ms: u64) -> Admission {
+        metrics::gauge!("levee_control_admission_max", "endpoint" => name)
+            .set(concurrency_max as f64);
+        Admission {
+            name,
+            permits: Arc::new(Semaphore::new(concurrency_max)),
+            retry_after_ms,
+        }
+    }
+
+    /// A permit, or the 429 answer to send instead.
+    #[allow(clippy::result_large_err)]
+    pub fn enter(&self) -> Result<tokio::sync::OwnedSemaphorePermit, HttpResponse<Full<Bytes>>> {
+        self.permits.clone().try_acquire_owned().map_err(|_| {
+            metrics::counter!("levee_control_admission_refused_total", "endpoint" => self.name)
+                .increment(1);
+            let hint =
+                self.retry_after_ms + rand::thread_rng().gen_range(0..self.retry_after_ms.max(1));
+            let mut r = plain(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("{} is at its concurrency limit", self.name),
+            );
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from(hint.div_ceil(1000)),
+            );
+            r.headers_mut().insert(
+                RETRY_AFTER_MS_HEADER,
+                hyper::header::HeaderValue::from(hint),
+            );
+            r
+        })
+    }
+}
+
+/// Limits of the control listener.
+#[derive(Debug, Clone)]
+pub struct ControlServerConfig {
+    pub connections_max: usize,
+    pub streams_per_connection_max: u32,
+    pub body_bytes_max: usize,
+    /// Concurrent forwarded calls; past it, 429.
+    pub calls_in_flight_max: usize,
+    /// Concurrent consumer lookups; past it, 429.
+    pub lookups_in_flight_max: usize,
+    pub retry_after_ms: u64,
+}
+
+impl Default for ControlServerConfig {
+    fn default() -> Self {
+        ControlServerConfig {
+            connections_max: 1024,
+            streams_per_connection_max: 64,
+            body_bytes_max: 1 << 20,
+            calls_in_flight_max: 64,
+            lookups_in_flight_max: 256,
+            retry_after_ms: 100,
+        }
+    }
+}
+
+/// The control plane's listener for forwarded calls.
+pub struct ControlServer {
+    handler: Arc<dyn ControlHandler>,
+    config: ControlServerConfig,
+    connections: Arc<Connections>,
+    calls: Admission,
+    lookups: Admission,
+}
+
+impl ControlServer {
+    pub fn new(
+        handler: Arc<dyn ControlHandler>,
+        config: ControlServerConfig,
+    ) -> Arc<ControlServer> {
+        Arc::new(ControlServer {
+            handler,
+            connections: Arc::new(Connections::new(&Self::limits(&config))),
+            calls: Admission::new("call", config.calls_in_flight_max, config.retry_after_ms),
+            lookups: Admission::new(
+                "consumer",
+                config.lookups_in_flight_max,
+                config.retry_after_ms,
+            ),
+            config,
+        })
+    }
+
+    fn limits(config: &ControlServerConfig) -> Limits {
+        Limits {
+            name: "control",
+            connections_max: config.connections_max,
+            streams_per_connection_max: config.streams_per_connection_max,
+            body_bytes_max: config.body_bytes_max,
+        }
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.open()
+    }
+
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send,
+    ) {
+        let limits = Self::limits(&self.config);
+        let connections = self.connections.clone();
+        transport::serve(listener, shutdown, limits, connections, self).await
+    }
+
+    async fn http(&self, path: String, body: Bytes) -> HttpResponse<Full<Bytes>> {
+        match path.as_str() {
+            CALL_PATH => {
+                let _permit = match self.calls.enter() {
+                    Ok(p) => p,
+                    Err(refused) => return refused,
+                };
+                let call = match decode_call(body) {
+                    Ok(c) => c,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                let op = call.op.name();
+                let result = self.handler.call(call).await;
+                metrics::counter!("levee_control_calls_total", "op" => op, "outcome" => if result.is_ok() { "ok" } else { "api_error" })
+                    .increment(1);
+                transport::message(encode_call_result(&result))
+            }
+            CONSUMER_PATH => {
+                let _permit = match self.lookups.enter() {
+                    Ok(p) => p,
+                    Err(refused) => return refused,
+                };
+                let mut r = match Reader::start(body) {
+                    Ok(r) => r,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                let arn = match r.string("consumer arn") {
+                    Ok(a) => a,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                if let Err(e) = r.end() {
+                    return plain(StatusCode::BAD_REQUEST, e.to_string());
+                }
+                let result = self.handler.consumer(arn).await;
+                transport::message(encode_consumer_result(&result))
+            }
+            _ => plain(StatusCode::NOT_FOUND, format!("no endpoint at {path}")),
+        }
+    }
+}
+
+impl Handler for ControlServer {
+    fn handle(
+        self: Arc<Self>,
+        path: String,
+        _headers: HeaderMap,
+        body: Bytes,
+    ) -> BoxFuture<HttpResponse<Full<Bytes>>> {
+        Box::pin(async move { self.http(path, body).await })
+    }
+}
+
+/// How a client retries.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// All attempts of one call end by this deadline.
+    pub deadline_ms: u64,
+    /// Full jitter: attempt `n` waits uniform in [0, min(cap, base × 2^n)).
+    pub backoff_base_ms: u64,
+    pub backoff_cap_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            deadline_ms: 5_000,
+            backoff_base_ms: 50,
+            backoff_cap_ms: 1_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The full-jitter wait before attempt `attempt` (0-based) of a retry.
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self
+            .backoff_base_ms
+            .saturating_mul(1u64 << attempt.min(20))
+            .min(self.backoff_cap_ms)
+            .max(1);
+        Duration::from_millis(rand::thread_rng().gen_range(0..ceiling))
+    }
+}
+
+/// The answer a client gives when no control plane answered in time: AWS's retryable
+/// internal failure, with a message saying what happened.
+pub fn control_unavailable() -> ApiError {
+    ApiError::new(
+        ErrorKind::InternalFailure,
+        "The control plane is unavailable; catalog changes wait until it is back. Retry the request.",
+    )
+}
+
+/// A front-end's client of the control plane: calls go to one of `addresses`, moving on to
+/// the next when a connection is refused.
+pub struct RemoteControl {
+    pool: Arc<Pool>,
+    addresses: Vec<SocketAddr>,
+    next: AtomicUsize,
+    retry: RetryPolicy,
+}
+
+impl RemoteControl {
+    pub fn new(pool: Arc<Pool>, addresses: Vec<SocketAddr>, retry: RetryPolicy) -> RemoteControl {
+        let start = if addresses.is_empty() {
+            0
+        } else {
+            rand::thread_rng().gen_range(0..addresses.len())
+        };
+        RemoteControl {
+            pool,
+            addresses,
+            next: AtomicUsize::new(start),
+            retry,
+        }
+    }
+
+    pub async fn call(&self, call: &ControlCall) -> Result<Vec<u8>, ApiError> {
+        let answer = self.exchange(CALL_PATH, encode_call(call)).await?;
+        decode_call_result(answer).map_err(|e| {
+            tracing::error!(error = %e, "undecodable control answer");
+            ApiError::internal_failure()
+        })?
+    }
+
+    pub async fn consumer(&self, consumer_arn: &str) -> Result<ConsumerInfo, ApiError> {
+        let mut body = BytesMut::new();
+        body.put_u8(FORMAT_VERSION);
+        put_bytes(&mut body, consumer_arn.as_bytes());
+        let answer = self.exchange(CONSUMER_PATH, body.freeze()).await?;
+        decode_consumer_result(answer).map_err(|e| {
+            tracing::error!(error = %e, "undecodable control answer");
+            ApiError::internal_failure()
+        })?
+    }
+
+    async fn exchange(&self, path: &str, body: Bytes) -> Result<Bytes, ApiError> {
+        if self.addresses.is_empty() {
+            return Err(control_unavailable());
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(self.retry.deadline_ms);
+        let mut attempt = 0u32;
+        loop {
+            let n = self.next.load(Ordering::Relaxed);
+            let addr = self.addresses[n % self.addresses.len()];
+            let mut wait = self.retry.backoff(attempt);
+            match self.pool.post(addr, path, body.clone(), 0).await {
+                Ok(a) if a.status.is_success() => return Ok(a.body),
+                Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
+                    // Refused before it ran: safe to retry, no sooner than the hint.
+                    let hint = a
+                        .headers
+                        .get(RETRY_AFTER_MS_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    wait = wait.max(Duration::from_millis(hint));
+                }
+                Ok(a) => {
+                    tracing::error!(%addr, status = a.status.as_u16(), "control plane refused a call");
+                    return Err(ApiError::internal_failure());
+                }
+                Err(RpcError::Refused) => {}
+                Err(RpcError::Connect(..)) => {
+                    // Nothing was sent: try the next address.
+                    let _ = self.next.compare_exchange(
+                        n,
+                        n.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) => {
+                    // It may have run: let the caller decide (AWS clients retry 500s).
+                    tracing::warn!(%addr, error = %e, "control call failed");
+                    return Err(control_unavailable());
+                }
+            }
+            attempt += 1;
+            if tokio::time::Instant::now() + wait >= deadline {
+                return Err(control_unavailable());
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn calls_round_trip(body in proptest::collection::vec(any::<u8>(), 0..100), cbor in any::<bool>(), who in proptest::option::of(("[A-Z0-9]{4,20}", "[0-9]{12}"))) {
+            let call = ControlCall {
+                op: Operation::CreateStream,
+                format: if cbor { WireFormat::Cbor } else { WireFormat::Json },
+                body: Bytes::from(body),
+                caller: who.map(|(key_id, account)| Caller { key_id, account }),
+            };
+            prop_assert_eq!(decode_call(encode_call(&call)), Ok(call));
+        }
+
+        #[test]
+        fn garbage_never_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_call(Bytes::from(body.clone()));
+            let _ = decode_call_result(Bytes::from(body.clone()));
+            let _ = decode_consumer_result(Bytes::from(body));
+        }
+    }
+
+    #[test]
+    fn results_round_trip() {
+        let ok: Result<Vec<u8>, ApiError> = Ok(b"{}".to_vec());
+        assert_eq!(decode_call_result(encode_call_result(&ok)), Ok(ok));
+        let err: Result<Vec<u8>, ApiError> = Err(ApiError::limit_exceeded("too many"));
+        assert_eq!(decode_call_result(encode_call_result(&err)), Ok(err));
+        let c: Result<ConsumerInfo, ApiError> = Ok(ConsumerInfo {
+            consumer_name: "c".into(),
+            consumer_arn: "arn:c".into(),
+            stream_name: "s".into(),
+            active: true,
+            created_ms: 42,
+        });
+        assert_eq!(decode_consumer_result(encode_consumer_result(&c)), Ok(c));
+    }
+
+    #[test]
+    fn full_jitter_stays_under_its_ceiling() {
+        let p = RetryPolicy {
+            deadline_ms: 1,
+            backoff_base_ms: 10,
+            backoff_cap_ms: 100,
+        };
+        for attempt in 0..30 {
+            let ceiling = (10u64 << attempt.min(20)).min(100);
+            assert!(p.backoff(attempt) < Duration::from_millis(ceiling));
+        }
+    }
+}

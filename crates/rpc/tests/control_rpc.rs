@@ -1,0 +1,204 @@
+//! The control protocol over loopback: forwarding, admission (429 + jittered retry hints),
+//! client backoff and failover between control addresses.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use levee_frontend::auth::Caller;
+use levee_frontend::backend::{BoxFuture, ConsumerInfo};
+use levee_protocol::{ApiError, ErrorKind, Operation, WireFormat};
+use levee_rpc::control::{
+    ControlCall, ControlHandler, ControlServer, ControlServerConfig, RemoteControl, RetryPolicy,
+};
+use levee_rpc::{Pool, PoolConfig};
+
+/// Echoes what it was sent; counts how many calls run at once; each call takes `delay`.
+struct Echo {
+    running: Arc<AtomicUsize>,
+    peak: AtomicUsize,
+    delay: Duration,
+}
+
+impl Echo {
+    fn new(delay: Duration) -> Arc<Echo> {
+        Arc::new(Echo {
+            running: Arc::new(AtomicUsize::new(0)),
+            peak: AtomicUsize::new(0),
+            delay,
+        })
+    }
+}
+
+impl ControlHandler for Echo {
+    fn call(&self, call: ControlCall) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        let delay = self.delay;
+        let running = self.running.clone();
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            running.fetch_sub(1, Ordering::SeqCst);
+            if call.body.as_ref() == b"fail" {
+                return Err(ApiError::new(ErrorKind::ResourceInUse, "busy stream"));
+            }
+            let who = call.caller.map_or("anonymous".to_string(), |c| c.key_id);
+            Ok(format!(
+                "{}|{:?}|{}|{}",
+                call.op.name(),
+                call.format,
+                who,
+                String::from_utf8_lossy(&call.body)
+            )
+            .into_bytes())
+        })
+    }
+
+    fn consumer(&self, consumer_arn: String) -> BoxFuture<Result<ConsumerInfo, ApiError>> {
+        Box::pin(async move {
+            if consumer_arn == "missing" {
+                return Err(ApiError::new(ErrorKind::ResourceNotFound, "no consumer"));
+            }
+            Ok(ConsumerInfo {
+                consumer_name: "c1".into(),
+                consumer_arn,
+                stream_name: "s".into(),
+                active: true,
+                created_ms: 9,
+            })
+        })
+    }
+}
+
+async fn server(
+    handler: Arc<Echo>,
+    config: ControlServerConfig,
+) -> (SocketAddr, Arc<ControlServer>) {
+    let s = ControlServer::new(handler, config);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(s.clone().serve(l, std::future::pending()));
+    (addr, s)
+}
+
+fn call(body: &'static str) -> ControlCall {
+    ControlCall {
+        op: Operation::CreateStream,
+        format: WireFormat::Cbor,
+        body: Bytes::from_static(body.as_bytes()),
+        caller: Some(Caller {
+            key_id: "AKIDEXAMPLE".into(),
+            account: "111122223333".into(),
+        }),
+    }
+}
+
+fn dead_address() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_and_lookups_are_forwarded_with_the_callers_identity() {
+    let (addr, _s) = server(Echo::new(Duration::ZERO), ControlServerConfig::default()).await;
+    let client = RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![addr],
+        RetryPolicy::default(),
+    );
+    let out = client.call(&call("{\"StreamName\":\"s\"}")).await.unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "CreateStream|Cbor|AKIDEXAMPLE|{\"StreamName\":\"s\"}"
+    );
+    let e = client.call(&call("fail")).await.unwrap_err();
+    assert_eq!(
+        (e.kind, e.message.as_str()),
+        (ErrorKind::ResourceInUse, "busy stream")
+    );
+    let c = client.consumer("arn:aws:kinesis:x").await.unwrap();
+    assert_eq!(
+        (c.consumer_arn.as_str(), c.created_ms),
+        ("arn:aws:kinesis:x", 9)
+    );
+    let e = client.consumer("missing").await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::ResourceNotFound);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_admitted_at_the_cap_and_the_rest_retry_after_429s() {
+    const CAP: usize = 4;
+    const CALLS: usize = 200;
+    let echo = Echo::new(Duration::from_millis(5));
+    let (addr, _s) = server(
+        echo.clone(),
+        ControlServerConfig {
+            calls_in_flight_max: CAP,
+            retry_after_ms: 5,
+            ..ControlServerConfig::default()
+        },
+    )
+    .await;
+    let client = Arc::new(RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![addr],
+        RetryPolicy {
+            deadline_ms: 30_000,
+            backoff_base_ms: 5,
+            backoff_cap_ms: 200,
+        },
+    ));
+    let tasks: Vec<_> = (0..CALLS)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.call(&call("x")).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(e) => eprintln!("call failed: {e:?}"),
+        }
+    }
+    assert_eq!(ok, CALLS, "every call got through by retrying");
+    let peak = echo.peak.load(Ordering::SeqCst);
+    assert!(peak <= CAP, "at most {CAP} calls ran at once, saw {peak}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_connection_fails_over_to_the_next_control_address() {
+    let (addr, _s) = server(Echo::new(Duration::ZERO), ControlServerConfig::default()).await;
+    let client = RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![dead_address(), addr, dead_address()],
+        RetryPolicy::default(),
+    );
+    for _ in 0..5 {
+        assert!(client.call(&call("x")).await.is_ok());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_control_plane_a_call_ends_in_a_clear_retryable_error_by_its_deadline() {
+    let client = RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![dead_address(), dead_address()],
+        RetryPolicy {
+            deadline_ms: 300,
+            backoff_base_ms: 10,
+            backoff_cap_ms: 50,
+        },
+    );
+    let started = std::time::Instant::now();
+    let e = client.call(&call("x")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InternalFailure);
+    assert!(
+        e.message.contains("control plane is unavailable"),
+        "{}",
+        e.message
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
