@@ -32,6 +32,7 @@
 
 mod consumers;
 mod error;
+mod nodes;
 pub mod policy;
 mod reshard;
 mod settings;
@@ -49,6 +50,10 @@ pub use consumers::{
 };
 pub use error::{CatalogError, INTERNAL_FAILURE_MESSAGE};
 pub use levee_map::{GroupId, HashRange, MapDelta, NodeId, ShardId, ShardMap};
+pub use nodes::{
+    NodeRecord, NodeRole, CELL_DEFAULT, FRONTENDS_PER_CELL_MAX_DEFAULT,
+    STORAGE_NODES_PER_CELL_MAX_DEFAULT,
+};
 pub use reshard::{SCALINGS_PER_DAY_MAX, SCALING_WINDOW_MS};
 pub use settings::{
     AccountSettings, BillingCommitment, BillingStatus, DataKey, ShardLevelMetric,
@@ -91,9 +96,14 @@ pub struct CatalogConfig {
     pub shard_limit: u32,
     /// Streams that may be CREATING at once.
     pub streams_creating_max: u32,
-    /// Where new shards are placed (groups of one node for now).
+    /// Where new shards are placed while no storage node is registered (the embedded mode).
     pub node: NodeId,
     pub group: GroupId,
+    /// This catalog's cell: new streams belong to it.
+    pub cell: String,
+    /// Hard caps on registered nodes per cell (R8).
+    pub storage_nodes_per_cell_max: u32,
+    pub frontends_per_cell_max: u32,
 }
 
 impl Default for CatalogConfig {
@@ -105,6 +115,9 @@ impl Default for CatalogConfig {
             streams_creating_max: STREAMS_CREATING_MAX_DEFAULT,
             node: NodeId(1),
             group: GroupId(1),
+            cell: CELL_DEFAULT.to_string(),
+            storage_nodes_per_cell_max: STORAGE_NODES_PER_CELL_MAX_DEFAULT,
+            frontends_per_cell_max: FRONTENDS_PER_CELL_MAX_DEFAULT,
         }
     }
 }
@@ -421,6 +434,9 @@ pub struct CatalogState {
     /// Account-level settings (UpdateAccountSettings).
     #[serde(default)]
     account: AccountSettings,
+    /// Registered storage nodes and front-ends, by id.
+    #[serde(default)]
+    nodes: BTreeMap<u64, NodeRecord>,
 }
 
 impl CatalogState {
@@ -431,6 +447,7 @@ impl CatalogState {
             map_version: 0,
             streams: BTreeMap::new(),
             account: AccountSettings::default(),
+            nodes: BTreeMap::new(),
         }
     }
 
@@ -615,6 +632,19 @@ pub enum Command {
         commitment_enabled: bool,
         now_ms: u64,
     },
+    /// A storage node or front-end joins (or renews its lease, or moves to a new address);
+    /// refused past its cell's cap.
+    RegisterNode {
+        id: u64,
+        role: NodeRole,
+        address: String,
+        cell: String,
+        now_ms: u64,
+    },
+    /// A node leaves; a storage node only once it holds no shard.
+    DeregisterNode {
+        id: u64,
+    },
 }
 
 impl Command {
@@ -645,7 +675,9 @@ impl Command {
                     .map(|a| a.stream.name)
                     .or_else(|| parse_stream_arn(arn).map(|a| a.name))
             }
-            Command::UpdateAccountSettings { .. } => None,
+            Command::UpdateAccountSettings { .. }
+            | Command::RegisterNode { .. }
+            | Command::DeregisterNode { .. } => None,
             Command::TagResource { arn, .. }
             | Command::UntagResource { arn, .. }
             | Command::RegisterConsumer {
@@ -678,6 +710,8 @@ pub enum Outcome {
         shard_count: u32,
     },
     StreamActivated,
+    NodeRegistered,
+    NodeDeregistered,
     StreamDeleting,
     /// The stream is gone; storage may drop these.
     StreamRemoved {
@@ -832,6 +866,11 @@ impl Catalog {
             self.state.map_version,
         );
         let saved_account = self.state.account.clone();
+        let saved_nodes = matches!(
+            cmd,
+            Command::RegisterNode { .. } | Command::DeregisterNode { .. }
+        )
+        .then(|| self.state.nodes.clone());
         let result = self
             .execute(cmd)
             .and_then(|(outcome, routing)| self.commit(routing).map(|()| outcome));
@@ -852,6 +891,9 @@ impl Catalog {
                 self.state.map_version,
             ) = saved_counters;
             self.state.account = saved_account;
+            if let Some(nodes) = saved_nodes {
+                self.state.nodes = nodes;
+            }
         }
         result
     }
@@ -1044,6 +1086,14 @@ impl Catalog {
                 commitment_enabled,
                 now_ms,
             } => self.update_account_settings(*commitment_enabled, *now_ms),
+            Command::RegisterNode {
+                id,
+                role,
+                address,
+                cell,
+                now_ms,
+            } => self.register_node(*id, *role, address, cell, *now_ms),
+            Command::DeregisterNode { id } => self.deregister_node(*id),
         }
     }
 
@@ -1120,23 +1170,27 @@ impl Catalog {
         let next_shard_uid = first_shard_uid
             .checked_add(u64::from(count))
             .ok_or_else(|| overflow("shard uid"))?;
+        let mut placer = self.placer(&self.config.cell);
         let shards = levee_map::even_split(count)
             .into_iter()
             .zip(0u32..)
-            .map(|(range, index)| Shard {
-                index,
-                uid: first_shard_uid + u64::from(index),
-                hash_start: range.start,
-                hash_end: range.end,
-                parent: None,
-                adjacent_parent: None,
-                created_ms: now_ms,
-                open: true,
-                epoch: SHARD_EPOCH_INITIAL,
-                group: self.config.group.0,
-                node: self.config.node.0,
-                closed_ms: None,
-                expired_ms: None,
+            .map(|(range, index)| {
+                let (group, node) = placer.next();
+                Shard {
+                    index,
+                    uid: first_shard_uid + u64::from(index),
+                    hash_start: range.start,
+                    hash_end: range.end,
+                    parent: None,
+                    adjacent_parent: None,
+                    created_ms: now_ms,
+                    open: true,
+                    epoch: SHARD_EPOCH_INITIAL,
+                    group,
+                    node,
+                    closed_ms: None,
+                    expired_ms: None,
+                }
             })
             .collect();
         let stream = Stream {
@@ -1395,6 +1449,19 @@ impl Catalog {
                 {
                     return Err(format!("stream {n}: shard {i} has a bad or duplicate uid"));
                 }
+                let placed_ok = (sh.node == self.config.node.0 && sh.group == self.config.group.0)
+                    || self
+                        .state
+                        .nodes
+                        .get(&sh.node)
+                        .is_some_and(|n| n.role == NodeRole::Storage && sh.group == sh.node)
+                    || sh.is_expired();
+                if !placed_ok {
+                    return Err(format!(
+                        "stream {n}: shard {i} is placed on unknown node {} (group {})",
+                        sh.node, sh.group
+                    ));
+                }
                 let parent_ok = |p: Option<u32>| p.is_none_or(|p| p < sh.index);
                 if !parent_ok(sh.parent) || !parent_ok(sh.adjacent_parent) {
                     return Err(format!(
@@ -1473,3 +1540,5 @@ mod reshard_tests;
 
 #[cfg(test)]
 mod consumer_tests;
+#[cfg(test)]
+mod node_tests;

@@ -31,6 +31,7 @@
 //! `now_ms`, holding no records), listed in the outcome's `created` and `closed` both. Only the
 //! `target` final shards stay open, so only they count against the shard limit.
 
+use crate::nodes::Placer;
 use crate::{
     stream_mut, Catalog, CatalogError, NewShard, Outcome, Shard, ShardId, Stream, StreamStatus,
     SHARD_EPOCH_INITIAL,
@@ -70,8 +71,8 @@ struct Reshard<'a> {
     stream: &'a mut Stream,
     next_uid: &'a mut u64,
     now_ms: u64,
-    group: u64,
-    node: u64,
+    /// Where the new shards go.
+    placer: Placer,
     open_before: u32,
     closed: Vec<u64>,
     created: Vec<NewShard>,
@@ -82,8 +83,7 @@ impl<'a> Reshard<'a> {
         stream: &'a mut Stream,
         next_uid: &'a mut u64,
         now_ms: u64,
-        group: u64,
-        node: u64,
+        placer: Placer,
     ) -> Reshard<'a> {
         let open_before = stream.open_shard_count();
         // A command's time comes from the leader's clock, which may step back; lineage time may
@@ -99,8 +99,7 @@ impl<'a> Reshard<'a> {
             stream,
             next_uid,
             now_ms,
-            group,
-            node,
+            placer,
             open_before,
             closed: Vec::new(),
             created: Vec::new(),
@@ -133,6 +132,7 @@ impl<'a> Reshard<'a> {
         let index = u32::try_from(self.stream.shards.len())
             .map_err(|_| internal("shard index overflow".to_string()))?;
         let uid = *self.next_uid;
+        let (group, node) = self.placer.next();
         *self.next_uid = uid
             .checked_add(1)
             .ok_or_else(|| internal("shard uid counter overflow".to_string()))?;
@@ -146,8 +146,8 @@ impl<'a> Reshard<'a> {
             created_ms: self.now_ms,
             open: true,
             epoch: SHARD_EPOCH_INITIAL,
-            group: self.group,
-            node: self.node,
+            group,
+            node,
             closed_ms: None,
             expired_ms: None,
         });
@@ -195,11 +195,8 @@ impl Catalog {
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = self.config.account_id.clone();
         let region = self.config.region.clone();
-        let (limit, group, node) = (
-            self.config.shard_limit,
-            self.config.group.0,
-            self.config.node.0,
-        );
+        let limit = self.config.shard_limit;
+        let placer = self.placer(&self.config.cell);
         if !hash_key_pattern_ok(new_starting_hash_key) {
             return Err(CatalogError::Validation(format!(
                 "1 validation error detected: Value '{new_starting_hash_key}' at \
@@ -240,7 +237,7 @@ impl Catalog {
                  shard's StartingHashKey {start} and less than the shard's EndingHashKey {end}."
             )));
         };
-        let mut r = Reshard::new(s, next_uid, now_ms, group, node);
+        let mut r = Reshard::new(s, next_uid, now_ms, placer);
         r.close(id.0)?;
         r.create(start, key - 1, id.0, None)?;
         r.create(key, end, id.0, None)?;
@@ -255,7 +252,7 @@ impl Catalog {
         now_ms: u64,
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = self.config.account_id.clone();
-        let (group, node) = (self.config.group.0, self.config.node.0);
+        let placer = self.placer(&self.config.cell);
         let resolve = |raw: &str| {
             ShardId::resolve(raw).ok_or_else(|| CatalogError::shard_not_found(raw, name, &account))
         };
@@ -285,7 +282,7 @@ impl Catalog {
             )));
         }
         let (start, end) = (a.hash_start, b.hash_end);
-        let mut r = Reshard::new(s, next_uid, now_ms, group, node);
+        let mut r = Reshard::new(s, next_uid, now_ms, placer);
         r.close(a_id.0)?;
         r.close(b_id.0)?;
         r.create(start, end, a_id.0, Some(b_id.0))?;
@@ -300,11 +297,8 @@ impl Catalog {
     ) -> Result<(Outcome, bool), CatalogError> {
         let account = self.config.account_id.clone();
         let region = self.config.region.clone();
-        let (limit, group, node) = (
-            self.config.shard_limit,
-            self.config.group.0,
-            self.config.node.0,
-        );
+        let limit = self.config.shard_limit;
+        let placer = self.placer(&self.config.cell);
         if target < 1 {
             return Err(CatalogError::Validation(format!(
                 "1 validation error detected: Value '{target}' at 'targetShardCount' failed to \
@@ -374,7 +368,7 @@ impl Catalog {
             .collect();
         parents.sort_by_key(|p| p.1);
         let targets = levee_map::even_split(target);
-        let mut r = Reshard::new(s, next_uid, now_ms, group, node);
+        let mut r = Reshard::new(s, next_uid, now_ms, placer);
 
         // 1. Split every open shard at the target boundaries inside it.
         let mut pieces: Vec<(u32, u128, u128)> = Vec::with_capacity(parents.len());
