@@ -63,7 +63,10 @@ pub use settings::{
 pub use snapshot::SnapshotError;
 pub use tags::{TAGS_PER_STREAM_MAX, TAG_KEY_CHARS_MAX, TAG_VALUE_CHARS_MAX};
 
-use levee_map::{ShardRoute, StreamRoute, StreamState};
+use std::sync::Arc;
+
+use levee_map::{ConsumerPolicy, Policies, ShardRoute, StreamRoute, StreamState};
+use levee_policy::ResourcePolicy;
 use tags::TagOp;
 
 /// Shortest retention a stream may have, in hours.
@@ -410,6 +413,19 @@ impl Stream {
 
     /// This stream's entry in the shard map.
     pub fn route(&self) -> StreamRoute {
+        self.route_reusing(None)
+    }
+
+    /// This stream's entry in the shard map; policies whose text `prev` (the entry in the
+    /// current map) already carries are shared rather than parsed again.
+    pub fn route_reusing(&self, prev: Option<&StreamRoute>) -> StreamRoute {
+        let mut route = self.shard_route();
+        route.policies = self.policies(prev.map(|p| &p.policies));
+        route
+    }
+
+    /// The routing entry without policies (what the invariant checks validate).
+    fn shard_route(&self) -> StreamRoute {
         StreamRoute {
             name: self.name.clone(),
             uid: self.uid,
@@ -419,6 +435,40 @@ impl Stream {
                 .iter()
                 .filter(|s| !s.is_expired())
                 .map(Shard::route)
+                .collect(),
+            policies: Policies::default(),
+        }
+    }
+
+    /// The parsed policies of the stream and its consumers. A stored text always parsed when it
+    /// was put; one this build no longer accepts fails closed (denies everything).
+    pub fn policies(&self, prev: Option<&Policies>) -> Policies {
+        let parsed = |text: &str, prev: Option<&Arc<ResourcePolicy>>| {
+            prev.filter(|p| p.text() == text)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(ResourcePolicy::parse_or_deny_all(text)))
+        };
+        Policies {
+            stream: self
+                .policy
+                .as_deref()
+                .map(|t| parsed(t, prev.and_then(|p| p.stream.as_ref()))),
+            // `consumers` is a BTreeMap by name, so these come sorted by name.
+            consumers: self
+                .consumers
+                .values()
+                .filter_map(|c| {
+                    let text = c.policy.as_deref()?;
+                    let before = prev
+                        .and_then(|p| p.consumer(&c.name))
+                        .filter(|p| p.arn == c.arn)
+                        .map(|p| &p.policy);
+                    Some(ConsumerPolicy {
+                        name: c.name.clone(),
+                        arn: c.arn.clone(),
+                        policy: parsed(text, before),
+                    })
+                })
                 .collect(),
         }
     }
@@ -871,9 +921,12 @@ impl Catalog {
             Command::RegisterNode { .. } | Command::DeregisterNode { .. }
         )
         .then(|| self.state.nodes.clone());
-        let result = self
-            .execute(cmd)
-            .and_then(|(outcome, routing)| self.commit(routing).map(|()| outcome));
+        let result = self.execute(cmd).and_then(|(outcome, routing)| {
+            // Policies route no data but travel in the map: a changed policy (put, deleted,
+            // or gone with its consumer) publishes the next map like a routing change.
+            let routing = routing || self.policies_changed(target.as_deref());
+            self.commit(routing).map(|()| outcome)
+        });
         if result.is_err() {
             if let Some(name) = target {
                 match saved_stream {
@@ -898,6 +951,23 @@ impl Catalog {
         result
     }
 
+    /// Whether stream `name`'s policies differ from those the current map carries.
+    fn policies_changed(&self, name: Option<&str>) -> bool {
+        let Some(name) = name else { return false };
+        let published = self.map.stream(name).map(|r| &r.policies);
+        let now = self
+            .state
+            .streams
+            .get(name)
+            .map(|s| s.policies(published));
+        match (published, now) {
+            (Some(a), Some(b)) => *a != b,
+            (None, Some(b)) => b != Policies::default(),
+            // A removed stream's entry goes with its own routing change.
+            (_, None) => false,
+        }
+    }
+
     /// Checks the invariants and, when routing changed, publishes the next map.
     fn commit(&mut self, routing_changed: bool) -> Result<(), CatalogError> {
         self.check_invariants()
@@ -918,7 +988,11 @@ impl Catalog {
     fn build_map(&self, version: u64) -> Result<ShardMap, CatalogError> {
         ShardMap::build(
             version,
-            self.state.streams.values().map(Stream::route).collect(),
+            self.state
+                .streams
+                .values()
+                .map(|s| s.route_reusing(self.map.stream(&s.name).map(|r| &**r)))
+                .collect(),
         )
         .map_err(|e| CatalogError::InternalFailure {
             reason: format!("shard map {version}: {e}"),
@@ -1474,7 +1548,7 @@ impl Catalog {
             settings::check_settings(s)?;
             let must_cover = matches!(s.status, StreamStatus::Active | StreamStatus::Updating);
             if must_cover || !s.shards.is_empty() {
-                s.route().validate().map_err(|e| e.to_string())?;
+                s.shard_route().validate().map_err(|e| e.to_string())?;
             }
         }
         Ok(())

@@ -599,6 +599,78 @@ mod tests {
     }
 
     #[test]
+    fn policies_travel_in_the_shard_map() {
+        let mut c = Catalog::new(CatalogConfig::default());
+        active(&mut c, "s");
+        let arn = c.stream_arn("s");
+        let text = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*","Action":"kinesis:PutRecords","Resource":"*"}}"#;
+        let v0 = c.map_version();
+        c.apply(&Command::PutResourcePolicy {
+            arn: arn.clone(),
+            policy: text.into(),
+        })
+        .unwrap();
+        assert_eq!(c.map_version(), v0 + 1, "a policy change publishes a map");
+        let map = c.shard_map();
+        let published = map.stream("s").unwrap().policies.stream.clone().unwrap();
+        assert_eq!(published.text(), text);
+        assert_eq!(published.policy().statements.len(), 1);
+        // The delta a front-end follows carries it.
+        let delta = c.map_delta_since(v0).unwrap();
+        assert_eq!(delta.upserts[0].policies.stream.as_deref(), Some(&*published));
+        // The next map shares the parsed policy rather than parsing it again.
+        let next = c.stream("s").unwrap().route_reusing(map.stream("s").map(|r| &**r));
+        assert!(std::sync::Arc::ptr_eq(
+            next.policies.stream.as_ref().unwrap(),
+            &published
+        ));
+        // Re-putting the same text changes nothing.
+        c.apply(&Command::PutResourcePolicy {
+            arn: arn.clone(),
+            policy: text.into(),
+        })
+        .unwrap();
+        assert_eq!(c.map_version(), v0 + 1);
+        // A consumer's policy, and its removal with the consumer.
+        c.apply(&Command::RegisterConsumer {
+            stream_arn: arn.clone(),
+            consumer_name: "c".into(),
+            now_ms: 3_000,
+        })
+        .unwrap();
+        let consumer_arn = format!("{arn}/consumer/c:3");
+        c.apply(&Command::ActivateConsumer {
+            consumer_arn: consumer_arn.clone(),
+            now_ms: 3_500,
+        })
+        .unwrap();
+        c.apply(&Command::PutResourcePolicy {
+            arn: consumer_arn.clone(),
+            policy: text.into(),
+        })
+        .unwrap();
+        let map = c.shard_map();
+        let entry = map.stream("s").unwrap().policies.consumer("c").unwrap().clone();
+        assert_eq!(entry.arn, consumer_arn);
+        let v = c.map_version();
+        c.apply(&Command::DeregisterConsumer {
+            stream_arn: None,
+            consumer_name: None,
+            consumer_arn: Some(consumer_arn.clone()),
+            now_ms: 4_000,
+        })
+        .unwrap();
+        c.apply(&Command::FinishDeregisterConsumer {
+            consumer_arn: consumer_arn.clone(),
+        })
+        .unwrap();
+        assert!(c.map_version() > v);
+        assert!(c.shard_map().stream("s").unwrap().policies.consumer("c").is_none());
+        c.apply(&Command::DeleteResourcePolicy { arn }).unwrap();
+        assert!(c.shard_map().stream("s").unwrap().policies.stream.is_none());
+    }
+
+    #[test]
     fn refusals_leave_the_state_unchanged() {
         let mut c = Catalog::new(CatalogConfig::default());
         active(&mut c, "s");

@@ -55,16 +55,18 @@ pub const SIGNATURE_MISMATCH: &str = "The request signature we calculated does n
 /// The text of UnrecognizedClientException (unknown or revoked access key id).
 pub const UNRECOGNIZED_CLIENT: &str = "The security token included in the request is invalid.";
 
-/// A credential's secret and the account it acts for.
+/// A credential's secret, the account it acts for and its name (the user in its principal ARN).
 pub struct Secret {
     pub secret: String,
     pub account: String,
+    pub name: String,
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Secret")
             .field("account", &self.account)
+            .field("name", &self.name)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +82,8 @@ pub trait CredentialSource: Send + Sync + 'static {
 pub struct Caller {
     pub key_id: String,
     pub account: String,
+    /// What resource policies name: `arn:aws:iam::<account>:user/<credential name>`.
+    pub principal: levee_policy::Principal,
 }
 
 /// The clock verification reads (driven by hand in tests).
@@ -239,9 +243,12 @@ impl Pending {
                 SIGNATURE_MISMATCH,
             ));
         }
+        let principal =
+            levee_policy::Principal::of_credential(&s.secret.account, &s.secret.name, &s.key_id);
         Ok(Some(Caller {
             key_id: s.key_id,
             account: s.secret.account.clone(),
+            principal,
         }))
     }
 }

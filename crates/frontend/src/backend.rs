@@ -157,6 +157,11 @@ pub trait ControlPlane: Send + Sync + 'static {
     fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>>;
     /// Looks up a consumer by ARN (AWS's validation and not-found errors).
     fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
+    /// The stream a ListShards `NextToken` continues (no I/O: the token is the control plane's
+    /// own encoding), so the call can be authorized against that stream's policy.
+    fn list_shards_token_stream(&self, _token: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The front-end's current shard map. A new map is built beside the live one and swapped in

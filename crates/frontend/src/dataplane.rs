@@ -691,13 +691,28 @@ impl DataPlane {
         iterator: &str,
         limit: Option<u32>,
     ) -> Result<RecordsOut, ApiError> {
+        let it = self.decode_iterator(iterator)?;
+        self.get_records_at(it, limit).await
+    }
+
+    /// A client's shard iterator, checked (AWS's invalid and expired errors).
+    pub fn decode_iterator(&self, iterator: &str) -> Result<ShardIterator, ApiError> {
         let now = (self.now_ms)();
-        let it = self.iterators.decode(iterator, now).map_err(|e| match e {
+        self.iterators.decode(iterator, now).map_err(|e| match e {
             IteratorError::Invalid => {
                 ApiError::new(ErrorKind::InvalidArgument, "Invalid ShardIterator.")
             }
             IteratorError::Expired(m) => ApiError::new(ErrorKind::ExpiredIterator, m),
-        })?;
+        })
+    }
+
+    /// GetRecords from a decoded iterator.
+    pub async fn get_records_at(
+        &self,
+        it: ShardIterator,
+        limit: Option<u32>,
+    ) -> Result<RecordsOut, ApiError> {
+        let now = (self.now_ms)();
         let acct = &self.identity.account_id;
         let id = ShardId(it.shard_index);
         let missing = || {

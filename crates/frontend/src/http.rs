@@ -87,6 +87,8 @@ pub struct Call {
     pub format: WireFormat,
     pub body: Bytes,
     pub request_id: String,
+    /// Who signed it (`None` under `--auth insecure`): what resource policies are checked for.
+    pub caller: Option<crate::auth::Caller>,
 }
 
 /// What handles calls: returns the encoded response body, or an error to encode.
@@ -471,15 +473,19 @@ async fn checked(
         crate::metrics::record_rejected(op.name(), &e);
         return answer(api_error(format, &e));
     }
-    if let Err(e) = auth.and_then(|pending| pending.finish(&body)) {
-        crate::metrics::record_rejected(op.name(), &e);
-        return answer(api_error(format, &e));
-    }
+    let caller = match auth.and_then(|pending| pending.finish(&body)) {
+        Ok(caller) => caller,
+        Err(e) => {
+            crate::metrics::record_rejected(op.name(), &e);
+            return answer(api_error(format, &e));
+        }
+    };
     let call = Call {
         op,
         format,
         body,
         request_id: request_id.to_owned(),
+        caller,
     };
     match dispatch.dispatch(call).await {
         Ok(Reply::Events(rx)) => (

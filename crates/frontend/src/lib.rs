@@ -4,6 +4,7 @@
 //! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
 //!
 //! - [`auth`]: SigV4 verification (header and query forms), the authentication modes.
+//! - [`access`]: resource-policy enforcement for verified callers, from the local map.
 //! - [`limits`]: admission control (in-flight request limit with fast shedding).
 //! - [`shard_limits`]: AWS's per-shard throughput limits (token buckets, driven clock in tests).
 //! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
@@ -16,6 +17,7 @@
 //! - [`eventstream`]: the event-stream framing of SubscribeToShard's response.
 //! - [`tls`]: TLS (certificate files or a generated self-signed one) on the API port.
 
+pub mod access;
 pub mod auth;
 pub mod backend;
 pub mod dataplane;

@@ -216,6 +216,7 @@ mod tests {
             format: WireFormat::Json,
             body: Bytes::from_static(b"{}"),
             request_id: "r".into(),
+            caller: None,
         }
     }
 

@@ -390,6 +390,7 @@ mod tests {
                     adjacent_parent: None,
                 })
                 .collect(),
+            policies: Default::default(),
         }
     }
 

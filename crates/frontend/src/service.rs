@@ -9,6 +9,8 @@ use levee_protocol::types::{
 };
 use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
 
+use crate::access::{StreamRef, Target};
+use crate::auth::Caller;
 use crate::backend::{BoxFuture, ControlPlane};
 use crate::dataplane::{DataPlane, PutEntry};
 use crate::http::{Call, Dispatch, Reply};
@@ -26,10 +28,40 @@ pub struct KinesisService {
 pub struct Service(pub Arc<KinesisService>);
 
 impl KinesisService {
+    /// Authorizes a verified caller's request by the resource policies in the local map
+    /// (see [`crate::access`]). GetRecords is authorized where its iterator is decoded.
+    fn authorize(&self, caller: &Caller, request: &Request) -> Result<(), ApiError> {
+        let id = &self.data.identity;
+        let target = match request {
+            Request::ListShards(r) if r.stream_name.is_none() && r.stream_arn.is_none() => {
+                match r
+                    .next_token
+                    .as_deref()
+                    .and_then(|t| self.control.list_shards_token_stream(t))
+                {
+                    Some(name) => Target::Stream(StreamRef::Named(name)),
+                    None => Target::Stream(StreamRef::Missing),
+                }
+            }
+            other => id.target(other),
+        };
+        id.authorize(
+            &self.data.maps.current(),
+            caller,
+            request.operation(),
+            &target,
+        )
+    }
+
     async fn call(&self, call: Call) -> Result<Vec<u8>, ApiError> {
         let format = call.format;
         let request = decode_request(call.op, format, &call.body)?;
         let d = &self.data;
+        if let Some(caller) = &call.caller {
+            if !matches!(request, Request::GetRecords(_)) {
+                self.authorize(caller, &request)?;
+            }
+        }
         match request {
             Request::PutRecord(r) => {
                 let name = d.resolve_name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
@@ -109,7 +141,13 @@ impl KinesisService {
             }
             Request::GetRecords(r) => {
                 let limit = r.limit.and_then(|l| u32::try_from(l).ok());
-                let out = d.get_records(&r.shard_iterator, limit).await?;
+                let it = d.decode_iterator(&r.shard_iterator)?;
+                if let Some(caller) = &call.caller {
+                    let target = Target::Stream(StreamRef::Named(it.stream_name.clone()));
+                    d.identity
+                        .authorize(&d.maps.current(), caller, call.op, &target)?;
+                }
+                let out = d.get_records_at(it, limit).await?;
                 Ok(encode_response(
                     format,
                     &GetRecordsOutput {
@@ -154,9 +192,11 @@ impl Dispatch for Service {
         let this = self.0.clone();
         Box::pin(async move {
             if call.op == levee_protocol::Operation::SubscribeToShard {
-                let Request::SubscribeToShard(input) =
-                    decode_request(call.op, call.format, &call.body)?
-                else {
+                let request = decode_request(call.op, call.format, &call.body)?;
+                if let Some(caller) = &call.caller {
+                    this.authorize(caller, &request)?;
+                }
+                let Request::SubscribeToShard(input) = request else {
                     // decode_request answers the operation it is given.
                     return Err(ApiError::new(
                         levee_protocol::ErrorKind::InternalFailure,

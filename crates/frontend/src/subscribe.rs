@@ -607,6 +607,7 @@ mod tests {
                 parent: None,
                 adjacent_parent: None,
             }],
+            policies: Default::default(),
         };
         maps.install(ShardMap::build(1, vec![route]).unwrap())
             .unwrap();

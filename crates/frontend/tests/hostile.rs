@@ -224,7 +224,7 @@ proptest! {
         struct None_;
         impl CredentialSource for None_ {
             fn lookup(&self, _: &str) -> Option<Arc<Secret>> {
-                Some(Arc::new(Secret { secret: "s".into(), account: "000000000000".into() }))
+                Some(Arc::new(Secret { secret: "s".into(), account: "000000000000".into(), name: String::new() }))
             }
         }
         let auth = Auth::Verify(Arc::new(Verifier::new(Arc::new(None_), "us-east-1")));

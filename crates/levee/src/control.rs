@@ -1127,6 +1127,10 @@ impl ControlPlane for LocalControl {
         Box::pin(async move { this.call(request, format).await })
     }
 
+    fn list_shards_token_stream(&self, token: &str) -> Option<String> {
+        decode_list_token(token).map(|(name, _, _)| name)
+    }
+
     fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>> {
         // The inherent lookup (AWS's validation and not-found texts).
         let found = LocalControl::consumer(self, None, None, Some(consumer_arn));

@@ -226,6 +226,7 @@ fn load(
                 Arc::new(Secret {
                     secret,
                     account: e.account,
+                    name: e.name,
                 }),
             ))
         })

@@ -50,7 +50,7 @@ fn create_key(data_dir: &Path, master_key: &Path, name: &str) -> Key {
     let out = credentials_cli(
         data_dir,
         master_key,
-        &["create", "--name", name, "--account", "111122223333"],
+        &["create", "--name", name, "--account", "000000000000"],
     );
     let field = |k: &str| {
         out.lines()

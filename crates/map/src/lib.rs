@@ -13,12 +13,18 @@
 //!
 //! Sequence numbers of AWS's shape live here too ([`seqnum`]): every role reads or writes them.
 //!
+//! Each stream's entry also carries its resource policies and its consumers' ([`Policies`],
+//! parsed by `levee-policy`), so a front-end authorizes every call from its local map — the
+//! same snapshot-plus-delta path, the same last-known-good rule — without asking the control
+//! plane.
+//!
 //! This crate does no I/O.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
+use levee_policy::ResourcePolicy;
 use md5::{Digest, Md5};
 
 pub mod seqnum;
@@ -180,6 +186,36 @@ pub struct StreamRoute {
     pub state: StreamState,
     /// Sorted by shard id.
     pub shards: Vec<ShardRoute>,
+    /// The resource policies of the stream and of its consumers.
+    pub policies: Policies,
+}
+
+/// A stream's resource policies (PutResourcePolicy), parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Policies {
+    /// The stream's own policy.
+    pub stream: Option<Arc<ResourcePolicy>>,
+    /// The consumers that have a policy, sorted by consumer name.
+    pub consumers: Vec<ConsumerPolicy>,
+}
+
+/// One consumer's resource policy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerPolicy {
+    pub name: String,
+    /// `<stream ARN>/consumer/<name>:<creation seconds>`.
+    pub arn: String,
+    pub policy: Arc<ResourcePolicy>,
+}
+
+impl Policies {
+    /// The policy entry of consumer `name`, if it has one.
+    pub fn consumer(&self, name: &str) -> Option<&ConsumerPolicy> {
+        self.consumers
+            .binary_search_by(|c| c.name.as_str().cmp(name))
+            .ok()
+            .and_then(|i| self.consumers.get(i))
+    }
 }
 
 impl StreamRoute {
@@ -416,6 +452,23 @@ fn checksum_of(version: u64, streams: &BTreeMap<String, Arc<StreamRoute>>) -> u3
                 put(&p.map_or(u64::MAX, |p| u64::from(p.0)).to_le_bytes());
             }
         }
+        fn text(put: &mut impl FnMut(&[u8]), t: &str) {
+            put(&(t.len() as u64).to_le_bytes());
+            put(t.as_bytes());
+        }
+        match &s.policies.stream {
+            None => put(&[0]),
+            Some(p) => {
+                put(&[1]);
+                text(&mut put, p.text());
+            }
+        }
+        put(&(s.policies.consumers.len() as u64).to_le_bytes());
+        for c in &s.policies.consumers {
+            text(&mut put, &c.name);
+            text(&mut put, &c.arn);
+            text(&mut put, c.policy.text());
+        }
     }
     crc
 }
@@ -445,6 +498,7 @@ mod tests {
                     adjacent_parent: None,
                 })
                 .collect(),
+            policies: Policies::default(),
         }
     }
 
