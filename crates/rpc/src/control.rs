@@ -70,6 +70,7 @@ pub fn encode_call(call: &ControlCall) -> Bytes {
             out.put_u8(1);
             put_bytes(&mut out, c.key_id.as_bytes());
             put_bytes(&mut out, c.account.as_bytes());
+            put_bytes(&mut out, c.principal.arn.as_bytes());
         }
     }
     put_bytes(&mut out, &call.body);
@@ -87,10 +88,19 @@ pub fn decode_call(body: Bytes) -> Result<ControlCall, CodecError> {
     };
     let caller = match r.u8()? {
         0 => None,
-        1 => Some(Caller {
-            key_id: r.string("key id")?,
-            account: r.string("account")?,
-        }),
+        1 => {
+            let key_id = r.string("key id")?;
+            let account = r.string("account")?;
+            let arn = r.string("principal")?;
+            Some(Caller {
+                key_id,
+                principal: levee_policy::Principal {
+                    account: account.clone(),
+                    arn,
+                },
+                account,
+            })
+        }
         _ => return Err(CodecError::Invalid("caller")),
     };
     let body = r.bytes()?;
@@ -495,7 +505,11 @@ mod tests {
                 op: Operation::CreateStream,
                 format: if cbor { WireFormat::Cbor } else { WireFormat::Json },
                 body: Bytes::from(body),
-                caller: who.map(|(key_id, account)| Caller { key_id, account }),
+                caller: who.map(|(key_id, account)| Caller {
+                    principal: levee_policy::Principal::of_credential(&account, "alice", &key_id),
+                    key_id,
+                    account,
+                }),
             };
             prop_assert_eq!(decode_call(encode_call(&call)), Ok(call));
         }

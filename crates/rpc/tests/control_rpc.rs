@@ -44,7 +44,9 @@ impl ControlHandler for Echo {
             if call.body.as_ref() == b"fail" {
                 return Err(ApiError::new(ErrorKind::ResourceInUse, "busy stream"));
             }
-            let who = call.caller.map_or("anonymous".to_string(), |c| c.key_id);
+            let who = call.caller.map_or("anonymous".to_string(), |c| {
+                format!("{} {}", c.key_id, c.principal.arn)
+            });
             Ok(format!(
                 "{}|{:?}|{}|{}",
                 call.op.name(),
@@ -91,6 +93,11 @@ fn call(body: &'static str) -> ControlCall {
         caller: Some(Caller {
             key_id: "AKIDEXAMPLE".into(),
             account: "111122223333".into(),
+            principal: levee_policy::Principal::of_credential(
+                "111122223333",
+                "alice",
+                "AKIDEXAMPLE",
+            ),
         }),
     }
 }
@@ -111,7 +118,7 @@ async fn calls_and_lookups_are_forwarded_with_the_callers_identity() {
     let out = client.call(&call("{\"StreamName\":\"s\"}")).await.unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "CreateStream|Cbor|AKIDEXAMPLE|{\"StreamName\":\"s\"}"
+        "CreateStream|Cbor|AKIDEXAMPLE arn:aws:iam::111122223333:user/alice|{\"StreamName\":\"s\"}"
     );
     let e = client.call(&call("fail")).await.unwrap_err();
     assert_eq!(

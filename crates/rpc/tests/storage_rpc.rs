@@ -132,6 +132,7 @@ fn map(version: u64, nodes: &[u64], epoch: u64, open: bool) -> ShardMap {
             uid: 1,
             state: StreamState::Active,
             shards,
+            policies: Default::default(),
         }],
     )
     .unwrap()
@@ -157,6 +158,7 @@ fn split_map(version: u64, epoch: u64) -> ShardMap {
             uid: 1,
             state: StreamState::Active,
             shards,
+            policies: Default::default(),
         }],
     )
     .unwrap()
