@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use md5::{Digest, Md5};
 
+pub mod codec;
 pub mod seqnum;
 pub use seqnum::SequenceNumber;
 
