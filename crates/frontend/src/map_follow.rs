@@ -625,6 +625,8 @@ pub fn backoff(cfg: &FollowConfig, failures: u32) -> Duration {
 pub struct Settled {
     pub version: u64,
     pub failures: u64,
+    /// The first fetch (the snapshot at start) has been dealt with, whatever came of it.
+    pub started: bool,
 }
 
 /// Starts the follower. The returned receiver says how far it has got — what a caller that
@@ -637,6 +639,7 @@ pub fn spawn_follower(
     let (settled_tx, settled) = tokio::sync::watch::channel(Settled {
         version: keeper.holder.current().version(),
         failures: 0,
+        started: false,
     });
     tokio::spawn(follow(keeper, source, cfg, settled_tx));
     settled
@@ -715,14 +718,25 @@ async fn follow(
         match outcome {
             Ok(done) => {
                 if let Some((version, o)) = done {
-                    if let Offered::Accepted(v) = o {
-                        tracing::debug!(version = v, what, "shard map accepted");
+                    match o {
+                        Offered::Accepted(v) => {
+                            tracing::debug!(version = v, what, "shard map accepted")
+                        }
+                        // A source answering a poll at once with nothing new to us (a snapshot
+                        // older than a held map): do not spin on it.
+                        Offered::Unchanged(_) if what == "deltas" => {
+                            tokio::time::sleep(cfg.backoff_first).await
+                        }
+                        _ => {}
                     }
                     settled.send_if_modified(|s| {
                         let newer = version > s.version;
                         s.version = s.version.max(version);
                         newer
                     });
+                }
+                if !settled.borrow().started {
+                    settled.send_modify(|s| s.started = true);
                 }
                 failures = 0;
             }
@@ -732,7 +746,10 @@ async fn follow(
                 metrics::counter!("levee_frontend_map_failures_total", "kind" => kind).increment(1);
                 keeper.alarm(kind, why);
                 // Whoever waits for a version must not wait on a failing follower.
-                settled.send_modify(|s| s.failures += 1);
+                settled.send_modify(|s| {
+                    s.failures += 1;
+                    s.started = true;
+                });
                 tokio::time::sleep(backoff(&cfg, failures)).await;
             }
         }

@@ -108,8 +108,8 @@ impl Default for ServeConfig {
             auth: None,
             shard_limits: ShardLimits::Off,
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
-            map_removal_hold_permille: (levee_frontend::map_follow::MAP_REMOVAL_HOLD_FRACTION_DEFAULT
-                * 1000.0) as u32,
+            map_removal_hold_permille:
+                (levee_frontend::map_follow::MAP_REMOVAL_HOLD_FRACTION_DEFAULT * 1000.0) as u32,
             map_removal_hold_min_shards:
                 levee_frontend::map_follow::MAP_REMOVAL_HOLD_MIN_SHARDS_DEFAULT,
             map_snapshot_period_ms: levee_frontend::map_follow::MAP_SNAPSHOT_PERIOD_MS_DEFAULT,

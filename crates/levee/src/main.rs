@@ -55,7 +55,12 @@ enum Cmd {
 #[derive(Args)]
 struct AdminArgs {
     /// The node's admin listener.
-    #[arg(long, env = "LEVEE_ADMIN", default_value = "http://127.0.0.1:4590", global = true)]
+    #[arg(
+        long,
+        env = "LEVEE_ADMIN",
+        default_value = "http://127.0.0.1:4590",
+        global = true
+    )]
     admin: String,
     #[command(subcommand)]
     command: AdminCmd,

@@ -199,7 +199,10 @@ impl HttpSource {
 
 impl MapSource for HttpSource {
     fn snapshot(&self) -> BoxFuture<Result<Bytes, SourceError>> {
-        Box::pin(Self::get(format!("{}/map/snapshot", self.base), self.timeout))
+        Box::pin(Self::get(
+            format!("{}/map/snapshot", self.base),
+            self.timeout,
+        ))
     }
 
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Result<Bytes, SourceError>> {

@@ -87,10 +87,7 @@ fn the_publisher_serves_deltas_after_a_version_or_a_snapshot() {
     assert_eq!(versions(&p.feed_after(1)), vec![(u64::MAX, p.version())]);
     assert_eq!(versions(&p.feed_after(0)).len(), 1);
     let behind = p.version() - MAP_DELTA_HISTORY_MAX as u64;
-    assert_eq!(
-        versions(&p.feed_after(behind)).len(),
-        MAP_DELTA_HISTORY_MAX
-    );
+    assert_eq!(versions(&p.feed_after(behind)).len(), MAP_DELTA_HISTORY_MAX);
 }
 
 #[tokio::test]
@@ -126,7 +123,10 @@ async fn long_polls_past_the_cap_answer_at_once() {
             p.poll(0, Duration::from_secs(30)).await
         }));
     }
-    until("every permit taken", || p.long_polls.available_permits() == 0).await;
+    until("every permit taken", || {
+        p.long_polls.available_permits() == 0
+    })
+    .await;
     let started = Instant::now();
     assert!(p.poll(0, Duration::from_secs(30)).await.is_empty());
     assert!(started.elapsed() < Duration::from_secs(5));
@@ -298,27 +298,17 @@ async fn the_http_source_follows_a_running_node_and_approve_swaps_a_held_map() {
     assert_eq!(node.maps.current().version(), 11);
     // The operator approves it on the node's admin listener.
     let url = format!("http://{admin_addr}/map/approve?version=12");
-    let (code, body) = crate::admin::client::request(
-        "POST",
-        &url,
-        "text/plain",
-        b"",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let (code, body) =
+        crate::admin::client::request("POST", &url, "text/plain", b"", Duration::from_secs(5))
+            .await
+            .unwrap();
     assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
     assert_eq!(node.maps.current().version(), 12);
     assert_eq!(node.keeper.status().held_version, None);
-    let (code, body) = crate::admin::client::request(
-        "POST",
-        &url,
-        "text/plain",
-        b"",
-        Duration::from_secs(5),
-    )
-    .await
-    .unwrap();
+    let (code, body) =
+        crate::admin::client::request("POST", &url, "text/plain", b"", Duration::from_secs(5))
+            .await
+            .unwrap();
     assert_eq!(code, 409);
     assert!(String::from_utf8_lossy(&body).contains("no shard map is held"));
     // The remote one still holds it (approval is per front-end).

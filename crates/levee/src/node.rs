@@ -157,7 +157,15 @@ impl Node {
                 ..FollowConfig::default()
             },
         );
-        let _ = node.map_settled.set(settled);
+        let _ = node.map_settled.set(settled.clone());
+        // Serve once the follower has dealt with the first snapshot (the embedded control plane
+        // answers at once): a fresh or damaged `map/` is then already replaced.
+        let mut first = settled;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(MAP_BARRIER_MS),
+            first.wait_for(|s| s.started),
+        )
+        .await;
         node.map_barrier().await;
         let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
             c.state()

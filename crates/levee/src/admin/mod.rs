@@ -177,16 +177,14 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
             )
         }
         "/health/live" => text(StatusCode::OK, "text/plain", "live\n"),
-        "/health/ready" => {
-            match shared.not_ready_reason() {
-                None => text(StatusCode::OK, "text/plain", "ready\n"),
-                Some(why) => text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    format!("not ready: {why}\n"),
-                ),
-            }
-        }
+        "/health/ready" => match shared.not_ready_reason() {
+            None => text(StatusCode::OK, "text/plain", "ready\n"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         "/status.json" => {
             let s = status::collect(shared);
             text(
@@ -233,17 +231,28 @@ async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Res
         "/map/snapshot" if get => frames(node.publisher.snapshot(), node.publisher.version()),
         "/map/deltas" if get => {
             let Some(after) = number("after") else {
-                return text(StatusCode::BAD_REQUEST, "text/plain", "after=VERSION is required\n");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "after=VERSION is required\n",
+                );
             };
             let wait = number("wait_ms")
                 .unwrap_or(0)
                 .min(crate::map_publish::MAP_POLL_WAIT_MS_MAX);
-            let body = node.publisher.poll(after, Duration::from_millis(wait)).await;
+            let body = node
+                .publisher
+                .poll(after, Duration::from_millis(wait))
+                .await;
             frames(body, node.publisher.version())
         }
         "/map/approve" if req.method() == hyper::Method::POST => {
             let Some(version) = number("version") else {
-                return text(StatusCode::BAD_REQUEST, "text/plain", "version=VERSION is required\n");
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "version=VERSION is required\n",
+                );
             };
             let keeper = node.keeper.clone();
             match tokio::task::spawn_blocking(move || keeper.approve(version)).await {
@@ -260,9 +269,11 @@ async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Res
                 ),
             }
         }
-        "/map/snapshot" | "/map/deltas" | "/map/approve" => {
-            text(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "wrong method\n")
-        }
+        "/map/snapshot" | "/map/deltas" | "/map/approve" => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "wrong method\n",
+        ),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
