@@ -220,6 +220,17 @@ impl MapHolder {
         Ok(())
     }
 
+    /// Swaps in `next` if it is newer than the live map (the [`crate::map_follow::MapKeeper`]
+    /// has validated and persisted it).
+    pub(crate) fn replace(&self, next: Arc<ShardMap>) {
+        let _serial = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if next.version() > self.current().version() {
+            let version = next.version();
+            *self.current.write().unwrap_or_else(|p| p.into_inner()) = next;
+            self.version.send_replace(version);
+        }
+    }
+
     /// Applies a delta to the current map; on any error the current map stays.
     pub fn apply(&self, delta: &MapDelta) -> Result<(), MapError> {
         let _serial = self.swap_lock.lock().unwrap_or_else(|p| p.into_inner());

@@ -15,6 +15,7 @@
 //! - [`service`]: decodes each call and sends it where it belongs.
 //! - [`subscribe`]: SubscribeToShard — the push of committed records to fan-out consumers.
 //! - [`eventstream`]: the event-stream framing of SubscribeToShard's response.
+//! - [`map_follow`]: the map keeper (validate, hold, persist, swap) and the follower task.
 //! - [`tls`]: TLS (certificate files or a generated self-signed one) on the API port.
 
 pub mod access;
@@ -25,6 +26,7 @@ pub mod eventstream;
 pub mod http;
 pub mod iterator;
 pub mod limits;
+pub mod map_follow;
 pub mod metrics;
 pub mod service;
 pub mod shard_limits;

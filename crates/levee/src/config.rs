@@ -74,6 +74,13 @@ pub struct ServeConfig {
     pub auth: Option<AuthMode>,
     pub shard_limits: ShardLimits,
     pub requests_in_flight_max: usize,
+    /// A map change removing more than this many thousandths of the live open shards or nodes
+    /// is held until `levee admin approve-map` (`--map-removal-hold-fraction`, 0.25).
+    pub map_removal_hold_permille: u32,
+    /// Maps with fewer open shards than this are never held.
+    pub map_removal_hold_min_shards: usize,
+    /// The front-end fetches a full map snapshot about this often (±20 %), deltas or not.
+    pub map_snapshot_period_ms: u64,
 }
 
 impl Default for ServeConfig {
@@ -101,6 +108,11 @@ impl Default for ServeConfig {
             auth: None,
             shard_limits: ShardLimits::Off,
             requests_in_flight_max: REQUESTS_IN_FLIGHT_MAX_DEFAULT,
+            map_removal_hold_permille:
+                (levee_frontend::map_follow::MAP_REMOVAL_HOLD_FRACTION_DEFAULT * 1000.0) as u32,
+            map_removal_hold_min_shards:
+                levee_frontend::map_follow::MAP_REMOVAL_HOLD_MIN_SHARDS_DEFAULT,
+            map_snapshot_period_ms: levee_frontend::map_follow::MAP_SNAPSHOT_PERIOD_MS_DEFAULT,
         }
     }
 }
@@ -131,6 +143,9 @@ pub struct FileConfig {
     pub auth: Option<AuthMode>,
     pub shard_limits: Option<ShardLimits>,
     pub requests_in_flight_max: Option<usize>,
+    pub map_removal_hold_fraction: Option<f64>,
+    pub map_removal_hold_min_shards: Option<usize>,
+    pub map_snapshot_period_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -166,6 +181,9 @@ pub struct Overrides {
     pub auth: Option<AuthMode>,
     pub shard_limits: Option<ShardLimits>,
     pub requests_in_flight_max: Option<usize>,
+    pub map_removal_hold_fraction: Option<f64>,
+    pub map_removal_hold_min_shards: Option<usize>,
+    pub map_snapshot_period_ms: Option<u64>,
 }
 
 impl ServeConfig {
@@ -237,7 +255,32 @@ impl ServeConfig {
                 .requests_in_flight_max
                 .or(file.requests_in_flight_max)
                 .unwrap_or(d.requests_in_flight_max),
+            map_removal_hold_permille: match over
+                .map_removal_hold_fraction
+                .or(file.map_removal_hold_fraction)
+            {
+                Some(f) => {
+                    anyhow::ensure!(
+                        f > 0.0 && f <= 1.0,
+                        "map removal hold fraction must be in (0, 1], got {f}"
+                    );
+                    (f * 1000.0).round() as u32
+                }
+                None => d.map_removal_hold_permille,
+            },
+            map_removal_hold_min_shards: over
+                .map_removal_hold_min_shards
+                .or(file.map_removal_hold_min_shards)
+                .unwrap_or(d.map_removal_hold_min_shards),
+            map_snapshot_period_ms: over
+                .map_snapshot_period_ms
+                .or(file.map_snapshot_period_ms)
+                .unwrap_or(d.map_snapshot_period_ms),
         };
+        anyhow::ensure!(
+            cfg.map_snapshot_period_ms >= 100,
+            "map snapshot period must be at least 100 ms"
+        );
         anyhow::ensure!(
             cfg.tls_cert.is_some() == cfg.tls_key.is_some(),
             "--tls-cert and --tls-key go together"

@@ -1124,7 +1124,12 @@ impl ControlPlane for LocalControl {
             node: self.node.clone(),
             at_rest: self.at_rest.clone(),
         };
-        Box::pin(async move { this.call(request, format).await })
+        Box::pin(async move {
+            let answer = this.call(request, format).await;
+            // What the caller now sees in the catalog, it finds in this front-end's map too.
+            this.node.map_barrier().await;
+            answer
+        })
     }
 
     fn list_shards_token_stream(&self, token: &str) -> Option<String> {

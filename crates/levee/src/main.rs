@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod control;
 mod credentials;
+mod map_publish;
 mod node;
 mod storage_adapter;
 
@@ -47,6 +48,28 @@ enum Cmd {
     Put(cli::put::PutArgs),
     /// Print a stream's records as they arrive, from all shards, following reshards.
     Tail(cli::tail::TailArgs),
+    /// Operator commands sent to a node's admin listener.
+    Admin(AdminArgs),
+}
+
+#[derive(Args)]
+struct AdminArgs {
+    /// The node's admin listener.
+    #[arg(
+        long,
+        env = "LEVEE_ADMIN",
+        default_value = "http://127.0.0.1:4590",
+        global = true
+    )]
+    admin: String,
+    #[command(subcommand)]
+    command: AdminCmd,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Swaps in a shard map the front-end holds because it removes too much (see /status).
+    ApproveMap { version: u64 },
 }
 
 #[derive(Args)]
@@ -171,6 +194,16 @@ struct ServeArgs {
     /// [default: 1024]
     #[arg(long, env = "LEVEE_REQUESTS_IN_FLIGHT_MAX")]
     requests_in_flight_max: Option<usize>,
+    /// Hold (and alarm) a shard-map change that removes more than this fraction of the live
+    /// open shards or nodes, until `levee admin approve-map VERSION` (default 0.25).
+    #[arg(long, env = "LEVEE_MAP_REMOVAL_HOLD_FRACTION")]
+    map_removal_hold_fraction: Option<f64>,
+    /// Never hold changes to maps with fewer open shards than this (default 8).
+    #[arg(long, env = "LEVEE_MAP_REMOVAL_HOLD_MIN_SHARDS")]
+    map_removal_hold_min_shards: Option<usize>,
+    /// How often the front-end fetches a full map snapshot, deltas or not (default 60000, ±20 %).
+    #[arg(long, env = "LEVEE_MAP_SNAPSHOT_PERIOD_MS")]
+    map_snapshot_period_ms: Option<u64>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -205,6 +238,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Stream(args) => cli::run(cli::stream::run(args)),
         Cmd::Put(args) => cli::run(cli::put::run(args)),
         Cmd::Tail(args) => cli::run(cli::tail::run(args)),
+        Cmd::Admin(args) => match args.command {
+            AdminCmd::ApproveMap { version } => map_publish::approve_cmd(&args.admin, version),
+        },
     }
 }
 
@@ -249,6 +285,9 @@ fn serve(
             auth: args.auth,
             shard_limits: args.shard_limits,
             requests_in_flight_max: args.requests_in_flight_max,
+            map_removal_hold_fraction: args.map_removal_hold_fraction,
+            map_removal_hold_min_shards: args.map_removal_hold_min_shards,
+            map_snapshot_period_ms: args.map_snapshot_period_ms,
         },
     )?;
     let prom = admin::install_recorder()?;

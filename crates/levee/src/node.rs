@@ -14,9 +14,11 @@ use std::time::Duration;
 use anyhow::Context;
 use levee_catalog::{CatalogConfig, Command, StreamStatus};
 use levee_frontend::backend::MapHolder;
+use levee_frontend::map_follow::{FollowConfig, HoldPolicy, MapKeeper, Settled};
 use levee_storage::{Engine, EngineConfig, ShardUid, StreamUid, SystemClock};
 
 use crate::config::ServeConfig;
+use crate::map_publish::{LocalSource, MapPublisher, VfsMapDisk};
 use levee_map::StreamState;
 use levee_raft::{CatalogRaft, CatalogRaftOptions};
 
@@ -61,11 +63,19 @@ pub struct Node {
     /// The catalog: a single-voter openraft node whose log is a storage-engine group log.
     pub catalog: Arc<CatalogRaft>,
     pub maps: Arc<MapHolder>,
+    /// The control side's published maps (what the front-end's follower reads).
+    pub publisher: Arc<MapPublisher>,
+    /// The front-end's gate to `maps`: validation, holds, persistence under `<data-dir>/map`.
+    pub keeper: Arc<MapKeeper>,
+    /// How far the front-end's map follower has got (set once it runs).
+    map_settled: std::sync::OnceLock<tokio::sync::watch::Receiver<Settled>>,
     /// One reconciliation at a time: it creates and closes shards, which must not race.
     reconciling: tokio::sync::Mutex<()>,
 }
 
 const HOUR_MS: u64 = 3_600_000;
+/// How long a control-plane answer waits for the front-end to take the map it published.
+pub const MAP_BARRIER_MS: u64 = 2_000;
 /// How often expired segments are deleted.
 pub const RETENTION_SWEEP_INTERVAL_MS: u64 = 60_000;
 
@@ -75,6 +85,20 @@ impl Node {
     pub async fn start(cfg: ServeConfig) -> anyhow::Result<Arc<Node>> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+        // The front-end's persisted map first: it can route before anything else is up (F4).
+        let maps = Arc::new(MapHolder::default());
+        let map_dir = cfg.data_dir.join("map");
+        let disk = VfsMapDisk::open(Arc::new(levee_storage::vfs::OsVfs), map_dir.clone())
+            .with_context(|| format!("creating {}", map_dir.display()))?;
+        let keeper = Arc::new(MapKeeper::new(
+            maps.clone(),
+            Arc::new(disk),
+            HoldPolicy {
+                removal_fraction: f64::from(cfg.map_removal_hold_permille) / 1000.0,
+                min_shards: cfg.map_removal_hold_min_shards,
+            },
+        ));
+        keeper.boot();
         let engine = Engine::open(
             EngineConfig::new(cfg.data_dir.join("storage")),
             Arc::new(levee_storage::vfs::OsVfs),
@@ -92,13 +116,13 @@ impl Node {
         )
         .await
         .context("starting the catalog")?;
-        // Map changes reach the front-end at once when they route nowhere new (activation,
+        // Map changes are published at once when they route nowhere new (activation,
         // deletion, expiry); a change that opens new shards to writes (a reshard's children)
         // waits for the reconciliation that follows it, which publishes once storage has them.
-        let maps = Arc::new(MapHolder::default());
-        let holder = maps.clone();
-        catalog.subscribe(Box::new(move |delta, _full| {
-            let current = holder.current();
+        let publisher = Arc::new(MapPublisher::new(levee_map::ShardMap::empty()));
+        let published = publisher.clone();
+        catalog.subscribe(Box::new(move |delta, full| {
+            let current = published.latest();
             let opens_new_shards = delta.upserts.iter().any(|s| {
                 matches!(s.state, StreamState::Active | StreamState::Updating)
                     && s.shards.iter().any(|sh| {
@@ -109,9 +133,7 @@ impl Node {
                     })
             });
             if !opens_new_shards && delta.from_version == current.version() {
-                if let Err(e) = holder.apply(delta) {
-                    tracing::warn!(error = %e, "map delta refused; reconciliation will publish");
-                }
+                published.publish(full.clone());
             }
         }));
         let node = Arc::new(Node {
@@ -119,9 +141,32 @@ impl Node {
             engine: Arc::new(engine),
             catalog: Arc::new(catalog),
             maps,
+            publisher,
+            keeper,
+            map_settled: std::sync::OnceLock::new(),
             reconciling: tokio::sync::Mutex::new(()),
         });
         node.reconcile().await?;
+        // The front-end follows the published maps with the same follower a fleet front-end
+        // runs (R5), started once the publisher holds the reconciled map.
+        let settled = levee_frontend::map_follow::spawn_follower(
+            node.keeper.clone(),
+            Arc::new(LocalSource(node.publisher.clone())),
+            FollowConfig {
+                snapshot_period: Duration::from_millis(node.cfg.map_snapshot_period_ms),
+                ..FollowConfig::default()
+            },
+        );
+        let _ = node.map_settled.set(settled.clone());
+        // Serve once the follower has dealt with the first snapshot (the embedded control plane
+        // answers at once): a fresh or damaged `map/` is then already replaced.
+        let mut first = settled;
+        let _ = tokio::time::timeout(
+            Duration::from_millis(MAP_BARRIER_MS),
+            first.wait_for(|s| s.started),
+        )
+        .await;
+        node.map_barrier().await;
         let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
             c.state()
                 .streams()
@@ -232,18 +277,23 @@ impl Node {
         }
     }
 
-    /// Hands the front-end a newer map: as a delta when one applies, else whole.
+    /// Publishes a newer map to the front-end (its follower takes it from the publisher).
     fn publish(&self, target: levee_map::ShardMap) {
-        let current = self.maps.current();
-        if target.version() <= current.version() {
+        self.publisher.publish(target);
+    }
+
+    /// Waits (at most [`MAP_BARRIER_MS`]) until the front-end's follower has dealt with every
+    /// map published so far, so a client that saw a change through the control plane finds it
+    /// in this front-end's routing too.
+    pub async fn map_barrier(&self) {
+        let Some(settled) = self.map_settled.get() else {
             return;
-        }
-        let delta = current.diff(&target);
-        if let Err(e) = self.maps.apply(&delta) {
-            tracing::warn!(error = %e, "map delta refused; installing the full map");
-            if let Err(e) = self.maps.install(target) {
-                tracing::error!(error = %e, "catalog map is invalid; keeping the last good map");
-            }
+        };
+        let target = self.publisher.version();
+        let mut rx = settled.clone();
+        let wait = Duration::from_millis(MAP_BARRIER_MS);
+        if !levee_frontend::map_follow::wait_settled(&mut rx, target, wait).await {
+            tracing::debug!(target, "the front-end has not taken the published map yet");
         }
     }
 

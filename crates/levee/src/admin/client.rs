@@ -36,6 +36,18 @@ pub async fn request(
     body: &[u8],
     timeout: Duration,
 ) -> anyhow::Result<(u16, Vec<u8>)> {
+    request_limited(method, url, content_type, body, timeout, RESPONSE_BYTES_MAX).await
+}
+
+/// [`request`] reading at most `response_bytes_max` bytes of the answer.
+pub async fn request_limited(
+    method: &str,
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    timeout: Duration,
+    response_bytes_max: usize,
+) -> anyhow::Result<(u16, Vec<u8>)> {
     let (host, path) = split_url(url)?;
     tokio::time::timeout(timeout, async {
         let mut s = tokio::net::TcpStream::connect(&host)
@@ -50,7 +62,7 @@ pub async fn request(
         s.write_all(body).await?;
         let mut buf = Vec::new();
         (&mut s)
-            .take(RESPONSE_BYTES_MAX as u64)
+            .take(response_bytes_max as u64)
             .read_to_end(&mut buf)
             .await?;
         let end = buf

@@ -10,7 +10,9 @@
 //! - [`client`]: a tiny HTTP/1.1 client for `levee status` and the push.
 //!
 //! Routes: `GET /metrics` (Prometheus text), `/health/live`, `/health/ready` (storage recovered
-//! and a valid shard map loaded — never "a dependency is reachable"), `/status`, `/status.json`.
+//! and a valid shard map loaded — never "a dependency is reachable"), `/status`, `/status.json`;
+//! the map endpoints `GET /map/snapshot`, `GET /map/deltas?after=V&wait_ms=T` (long poll, at
+//! most `MAP_LONG_POLLS_MAX` waiting) and `POST /map/approve?version=V`.
 
 pub mod client;
 pub mod push;
@@ -116,7 +118,21 @@ impl Shared {
     pub fn ready(&self) -> bool {
         self.node
             .get()
-            .is_some_and(|n| n.maps.current().verify().is_ok())
+            .is_some_and(|n| n.keeper.ready() && n.maps.current().verify().is_ok())
+    }
+
+    /// Why the node is not ready (None when it is).
+    pub fn not_ready_reason(&self) -> Option<String> {
+        match self.node.get() {
+            None => Some("storage recovering".into()),
+            Some(_) if self.ready() => None,
+            Some(n) => Some(
+                n.keeper
+                    .status()
+                    .not_ready_reason
+                    .unwrap_or_else(|| "the live shard map fails its checksum".into()),
+            ),
+        }
     }
 
     /// The map's version and the time it was first seen by this process.
@@ -161,17 +177,14 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
             )
         }
         "/health/live" => text(StatusCode::OK, "text/plain", "live\n"),
-        "/health/ready" => {
-            if shared.ready() {
-                text(StatusCode::OK, "text/plain", "ready\n")
-            } else {
-                text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "text/plain",
-                    "not ready: storage recovering or no valid shard map yet\n",
-                )
-            }
-        }
+        "/health/ready" => match shared.not_ready_reason() {
+            None => text(StatusCode::OK, "text/plain", "ready\n"),
+            Some(why) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("not ready: {why}\n"),
+            ),
+        },
         "/status.json" => {
             let s = status::collect(shared);
             text(
@@ -187,6 +200,80 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
         ),
         // Browsers ask for one; the page has none to fetch.
         "/favicon.ico" => text(StatusCode::NO_CONTENT, "image/x-icon", ""),
+        _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+    }
+}
+
+/// The map endpoints: `GET /map/snapshot` and `GET /map/deltas?after=V&wait_ms=T` (the
+/// published map as encoded frames; an empty body means nothing changed within the wait), and
+/// `POST /map/approve?version=V` (swap in the map the front-end holds).
+async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let Some(node) = shared.node.get().cloned() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n");
+    };
+    let query: std::collections::HashMap<&str, &str> = req
+        .uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let number = |k: &str| query.get(k).and_then(|v| v.parse::<u64>().ok());
+    let frames = |body: Bytes, version: u64| {
+        let mut r = text(StatusCode::OK, "application/octet-stream", body);
+        if let Ok(v) = hyper::header::HeaderValue::from_str(&version.to_string()) {
+            r.headers_mut().insert("x-levee-map-version", v);
+        }
+        r
+    };
+    let get = req.method() == hyper::Method::GET;
+    match req.uri().path() {
+        "/map/snapshot" if get => frames(node.publisher.snapshot(), node.publisher.version()),
+        "/map/deltas" if get => {
+            let Some(after) = number("after") else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "after=VERSION is required\n",
+                );
+            };
+            let wait = number("wait_ms")
+                .unwrap_or(0)
+                .min(crate::map_publish::MAP_POLL_WAIT_MS_MAX);
+            let body = node
+                .publisher
+                .poll(after, Duration::from_millis(wait))
+                .await;
+            frames(body, node.publisher.version())
+        }
+        "/map/approve" if req.method() == hyper::Method::POST => {
+            let Some(version) = number("version") else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    "version=VERSION is required\n",
+                );
+            };
+            let keeper = node.keeper.clone();
+            match tokio::task::spawn_blocking(move || keeper.approve(version)).await {
+                Ok(Ok(v)) => text(
+                    StatusCode::OK,
+                    "text/plain",
+                    format!("approved shard map version {v}: it is live\n"),
+                ),
+                Ok(Err(why)) => text(StatusCode::CONFLICT, "text/plain", format!("{why}\n")),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "text/plain",
+                    format!("approval failed: {e}\n"),
+                ),
+            }
+        }
+        "/map/snapshot" | "/map/deltas" | "/map/approve" => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "wrong method\n",
+        ),
         _ => text(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
     }
 }
@@ -295,7 +382,7 @@ pub fn start(
     Ok(handle)
 }
 
-async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
     let permits = Arc::new(tokio::sync::Semaphore::new(ADMIN_CONNECTIONS_MAX));
     loop {
         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -311,9 +398,14 @@ async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>) {
         };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let r = route(&shared, &req);
-                async move { Ok::<_, Infallible>(r) }
+            let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let shared = shared.clone();
+                async move {
+                    if req.uri().path().starts_with("/map/") {
+                        return Ok::<_, Infallible>(map_route(&shared, &req).await);
+                    }
+                    Ok(route(&shared, &req))
+                }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), svc);

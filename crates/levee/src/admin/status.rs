@@ -40,6 +40,8 @@ pub struct MapInfo {
     pub checksum: u32,
     pub age_s: f64,
     pub valid: bool,
+    /// The front-end's map keeper: readiness reason, held change, alarms, generations, boot.
+    pub keeper: Option<levee_frontend::map_follow::KeeperStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -169,6 +171,7 @@ pub fn collect(shared: &Shared) -> Status {
             checksum,
             age_s: now.saturating_sub(seen) as f64 / 1000.0,
             valid,
+            keeper: shared.node.get().map(|n| n.keeper.status()),
         },
         streams,
         throughput: tp,
@@ -336,6 +339,31 @@ pub fn html(s: &Status) -> String {
         if s.shard_map.valid { "ok" } else { "critical" },
         s.shard_map.valid
     ));
+    if let Some(k) = &s.shard_map.keeper {
+        if let Some(why) = &k.not_ready_reason {
+            h.push_str(&format!(
+                "<p class=\"critical\" id=\"map-not-ready\">not ready: {}</p>",
+                esc(why)
+            ));
+        }
+        for a in &k.alarms {
+            h.push_str(&format!(
+                "<p class=\"critical map-alarm\">map alarm <b>{}</b>: {}</p>",
+                esc(a.kind),
+                esc(&a.message)
+            ));
+        }
+        let gens: Vec<String> = k.generations.iter().map(u64::to_string).collect();
+        h.push_str(&format!(
+            "<div class=\"muted\">persisted generations {} in {} · boot loaded {} in {} µs</div>",
+            esc(&gens.join(", ")),
+            esc(&k.location),
+            k.boot
+                .loaded
+                .map_or_else(|| "none".to_owned(), |v| v.to_string()),
+            k.boot.took_us
+        ));
+    }
     let tp = &s.throughput;
     h.push_str("<h2>Throughput (last 3 hours)</h2><table>");
     for (label, vals) in [
