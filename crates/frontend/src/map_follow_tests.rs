@@ -62,6 +62,7 @@ fn stream(name: &str, n: u32, node: u64, state: StreamState) -> StreamRoute {
                 adjacent_parent: None,
             })
             .collect(),
+        policies: Default::default(),
     }
 }
 

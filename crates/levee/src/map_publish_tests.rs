@@ -31,6 +31,7 @@ fn stream(name: &str, n: u32) -> StreamRoute {
                 adjacent_parent: None,
             })
             .collect(),
+        policies: Default::default(),
     }
 }
 

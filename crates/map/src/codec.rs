@@ -23,13 +23,21 @@
 //! u64, to u64, resulting map checksum u32, upsert count u32, streams, removal count u32, names.
 //! A stream: name (u16 length + UTF-8), uid u64, state u8, shard count u32, shards. A shard:
 //! id u32, uid u64, hash range start and end u128, flags u8 (1 open, 2 has parent, 4 has
-//! adjacent parent), group u64, node u64, epoch u64, parent u32, adjacent parent u32.
+//! adjacent parent), group u64, node u64, epoch u64, parent u32, adjacent parent u32. After
+//! the shards, the stream's resource policies: a u8 (1 if the stream has one) and its text,
+//! then a consumer count u32 and for each its name (u16 length), ARN and policy text. Texts
+//! are a u32 length + UTF-8; policies are parsed again on decode (a text that no longer
+//! parses denies everything, as the catalog's own reading does).
 //!
 //! This module does no I/O.
 
+use std::sync::Arc;
+
+use levee_policy::ResourcePolicy;
+
 use crate::{
-    GroupId, HashRange, MapDelta, MapError, NodeId, ShardId, ShardMap, ShardRoute, StreamRoute,
-    StreamState,
+    ConsumerPolicy, GroupId, HashRange, MapDelta, MapError, NodeId, Policies, ShardId, ShardMap,
+    ShardRoute, StreamRoute, StreamState,
 };
 
 const MAGIC: [u8; 4] = *b"LVMF";
@@ -44,7 +52,9 @@ pub const FRAME_BODY_BYTES_MAX: usize = 256 << 20;
 /// Encoded bytes of a shard (fixed size).
 const SHARD_BYTES: usize = 4 + 8 + 16 + 16 + 1 + 8 + 8 + 8 + 4 + 4;
 /// The fewest bytes a stream can take (empty name, no shards).
-const STREAM_BYTES_MIN: usize = 2 + 8 + 1 + 4;
+const STREAM_BYTES_MIN: usize = 2 + 8 + 1 + 4 + 1 + 4;
+/// The fewest bytes a consumer policy can take (empty name, ARN and text).
+const CONSUMER_POLICY_BYTES_MIN: usize = 2 + 4 + 4;
 
 const FLAG_OPEN: u8 = 1;
 const FLAG_PARENT: u8 = 2;
@@ -279,6 +289,24 @@ fn put_stream(b: &mut Vec<u8>, s: &StreamRoute) {
         b.extend_from_slice(&sh.parent.map_or(0, |p| p.0).to_le_bytes());
         b.extend_from_slice(&sh.adjacent_parent.map_or(0, |p| p.0).to_le_bytes());
     }
+    match &s.policies.stream {
+        None => b.push(0),
+        Some(p) => {
+            b.push(1);
+            put_text(b, p.text());
+        }
+    }
+    b.extend_from_slice(&(s.policies.consumers.len() as u32).to_le_bytes());
+    for c in &s.policies.consumers {
+        put_name(b, &c.name);
+        put_text(b, &c.arn);
+        put_text(b, c.policy.text());
+    }
+}
+
+fn put_text(b: &mut Vec<u8>, t: &str) {
+    b.extend_from_slice(&(t.len() as u32).to_le_bytes());
+    b.extend_from_slice(t.as_bytes());
 }
 
 struct Reader<'a> {
@@ -378,12 +406,36 @@ impl<'a> Reader<'a> {
                 adjacent_parent: (flags & FLAG_ADJACENT != 0).then_some(ShardId(adjacent)),
             });
         }
+        let stream_policy = match self.u8()? {
+            0 => None,
+            1 => Some(Arc::new(ResourcePolicy::parse_or_deny_all(&self.text()?))),
+            f => return Err(CodecError::Malformed(format!("unknown policy flag {f}"))),
+        };
+        let n = self.count(CONSUMER_POLICY_BYTES_MIN)?;
+        let mut consumers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.name()?;
+            let arn = self.text()?;
+            let policy = Arc::new(ResourcePolicy::parse_or_deny_all(&self.text()?));
+            consumers.push(ConsumerPolicy { name, arn, policy });
+        }
         Ok(StreamRoute {
             name,
             uid,
             state,
             shards,
+            policies: Policies {
+                stream: stream_policy,
+                consumers,
+            },
         })
+    }
+
+    fn text(&mut self) -> Result<String, CodecError> {
+        let n = self.u32()? as usize;
+        let at = self.at;
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| CodecError::Malformed(format!("text at byte {at} is not UTF-8")))
     }
 
     fn done(&self) -> Result<(), CodecError> {
@@ -437,11 +489,28 @@ mod tests {
                 adjacent_parent: None,
             },
         );
+        // Every other stream carries policies, one of them a text that no longer parses.
+        let policies = if n % 2 == 0 {
+            let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":"kinesis:PutRecords","Resource":"*"}]}"#;
+            Policies {
+                stream: Some(Arc::new(ResourcePolicy::parse(text).unwrap())),
+                consumers: vec![ConsumerPolicy {
+                    name: "c".into(),
+                    arn: format!(
+                        "arn:aws:kinesis:us-east-1:000000000000:stream/{name}/consumer/c:1"
+                    ),
+                    policy: Arc::new(ResourcePolicy::parse_or_deny_all("not json")),
+                }],
+            }
+        } else {
+            Policies::default()
+        };
         StreamRoute {
             name: name.into(),
             uid: 5,
             state,
             shards,
+            policies,
         }
     }
 
