@@ -932,10 +932,11 @@ def test_stream_tags_errors(kinesis):
     kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i:02d}": "v" for i in range(50)})
     with pytest.raises(ClientError) as e:
         kinesis.add_tags_to_stream(StreamName=name, Tags={"one-more": "v"})
+    # AWS's recorded text says 10 while the limit is 50.
     assert error_of(e) == (
         "InvalidArgumentException",
         f"Failed to add tags to stream {name} under account {ACCOUNT} because a given stream "
-        "cannot have more than 50 tags associated with it.")
+        "cannot have more than 10 tags associated with it.")
     assert len(kinesis.list_tags_for_stream(StreamName=name, Limit=50)["Tags"]) == 50
     missing = new_name()
     for call in (lambda: kinesis.add_tags_to_stream(StreamName=missing, Tags={"a": "b"}),

@@ -2021,11 +2021,12 @@ async fn stream_tags_errors() {
             .send()
             .await,
     );
+    // AWS's recorded text says 10 while the limit is 50.
     assert_eq!(
         e,
         invalid(format!(
             "Failed to add tags to stream {name} under account {ACCOUNT} because a given \
-             stream cannot have more than 50 tags associated with it."
+             stream cannot have more than 10 tags associated with it."
         ))
     );
     let e = failure(
