@@ -598,7 +598,10 @@ mod tests {
         assert!(read("2ffffffffff7fffffffffffffff000000000007fffffff2").is_err());
         // "all 0 with version 1": read.
         let v1 = read("20000000000000000000000000000000000000000000001").unwrap();
-        assert_eq!((v1.version, v1.shard_index, v1.arrival_secs), (1, 0, Some(0)));
+        assert_eq!(
+            (v1.version, v1.shard_index, v1.arrival_secs),
+            (1, 0, Some(0))
+        );
         // Neither layout.
         assert!(read("20000000000000000000000000000000000000000000003").is_err());
         assert!(read("1000000000000000000000000000000000").is_err());

@@ -352,7 +352,10 @@ mod tests {
             Some(WireFormat::Json)
         );
         assert_eq!(WireFormat::from_content_type("application/json"), None);
-        assert_eq!(content_type_essence("   application/json     ;"), "application/json");
+        assert_eq!(
+            content_type_essence("   application/json     ;"),
+            "application/json"
+        );
         assert_eq!(
             WireFormat::from_content_type(" application/x-amz-cbor-1.1 ;x=y"),
             Some(WireFormat::Cbor)
