@@ -403,6 +403,17 @@ def test_describe_stream_summary_missing_is_not_found(kinesis):
     assert error_of(e) == not_found(name)
 
 
+def test_neither_stream_name_nor_arn_is_validation(kinesis):
+    # boto3 sends these (StreamName is optional in the model); AWS's recorded answer.
+    null_name = "Value null at 'streamName' failed to satisfy constraint: Member must not be null"
+    with pytest.raises(ClientError) as e:
+        kinesis.describe_stream_summary()
+    assert error_of(e) == validation(null_name)
+    with pytest.raises(ClientError) as e:
+        kinesis.put_record(Data=b"x", PartitionKey="k")
+    assert error_of(e) == validation(null_name)
+
+
 def test_describe_stream_summary_bad_arn_is_validation(raw):
     bad = "arn:aws:kinesis:us-east-1:123:stream/x"
     with pytest.raises(ClientError) as e:
