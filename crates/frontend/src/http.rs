@@ -297,7 +297,7 @@ fn api_error(format: WireFormat, err: &ApiError) -> Answer {
     )
 }
 
-/// Headers that answer an `Origin` (CORS), as AWS sends them.
+/// `Access-Control-Allow-Origin` on every answer to a request with an `Origin` (CORS, as AWS).
 pub const CORS_ALLOW_ORIGIN: &str = "*";
 /// `Access-Control-Expose-Headers` on every answer to a request with an `Origin`.
 pub const CORS_EXPOSE_HEADERS: &str =
