@@ -146,3 +146,34 @@ def test_revoked_key_is_refused(signed_server):
             assert e.response["Error"]["Code"] == "UnrecognizedClientException"
             break
     assert fields["AccessKeyId"] not in s.credentials("list")
+
+
+def test_checks_before_the_signature_run_nothing(signed_server):
+    """With verification, what AWS checks before the signature (body, content type, target) is
+    answered first, and an unsigned or badly signed known operation is still refused: nothing
+    runs without a valid signature."""
+    import http.client
+    import json
+    s = signed_server
+
+    def unsigned(target, body, content_type="application/x-amz-json-1.1"):
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        conn.request("POST", "/", body=body,
+                     headers={"Content-Type": content_type, "X-Amz-Target": target})
+        r = conn.getresponse()
+        return r.status, r.read()
+
+    create = b'{"StreamName":"unsigned-never","ShardCount":1}'
+    assert unsigned("Kinesis_20131202.Whatever", create) == (
+        400, b'{"__type":"UnknownOperationException"}')
+    assert unsigned("Kinesis_20131202.CreateStream", b"hello") == (
+        400, b'{"__type":"SerializationException"}')
+    status, body = unsigned("Kinesis_20131202.CreateStream", create, "application/json")
+    assert status == 404 and b"UnknownOperationException" in body
+    status, body = unsigned("Kinesis_20131202.CreateStream", create)
+    assert (status, json.loads(body)["__type"]) == (400, "MissingAuthenticationTokenException")
+    bad = client(s, s.key_id, "wrong")
+    assert error_of(lambda: bad.create_stream(StreamName="unsigned-never", ShardCount=1)) == (
+        "InvalidSignatureException", MISMATCH)
+    good = client(s, s.key_id, s.secret)
+    assert "unsigned-never" not in good.list_streams()["StreamNames"]

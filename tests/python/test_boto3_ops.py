@@ -403,6 +403,17 @@ def test_describe_stream_summary_missing_is_not_found(kinesis):
     assert error_of(e) == not_found(name)
 
 
+def test_neither_stream_name_nor_arn_is_validation(kinesis):
+    # boto3 sends these (StreamName is optional in the model); AWS's recorded answer.
+    null_name = "Value null at 'streamName' failed to satisfy constraint: Member must not be null"
+    with pytest.raises(ClientError) as e:
+        kinesis.describe_stream_summary()
+    assert error_of(e) == validation(null_name)
+    with pytest.raises(ClientError) as e:
+        kinesis.put_record(Data=b"x", PartitionKey="k")
+    assert error_of(e) == validation(null_name)
+
+
 def test_describe_stream_summary_bad_arn_is_validation(raw):
     bad = "arn:aws:kinesis:us-east-1:123:stream/x"
     with pytest.raises(ClientError) as e:
@@ -932,10 +943,11 @@ def test_stream_tags_errors(kinesis):
     kinesis.add_tags_to_stream(StreamName=name, Tags={f"k{i:02d}": "v" for i in range(50)})
     with pytest.raises(ClientError) as e:
         kinesis.add_tags_to_stream(StreamName=name, Tags={"one-more": "v"})
+    # AWS's recorded text says 10 while the limit is 50.
     assert error_of(e) == (
         "InvalidArgumentException",
         f"Failed to add tags to stream {name} under account {ACCOUNT} because a given stream "
-        "cannot have more than 50 tags associated with it.")
+        "cannot have more than 10 tags associated with it.")
     assert len(kinesis.list_tags_for_stream(StreamName=name, Limit=50)["Tags"]) == 50
     missing = new_name()
     for call in (lambda: kinesis.add_tags_to_stream(StreamName=missing, Tags={"a": "b"}),

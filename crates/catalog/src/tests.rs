@@ -497,13 +497,14 @@ fn tags_add_remove_and_errors() {
     .unwrap();
     assert_eq!(c.tags("s").unwrap().len(), 50);
     c.apply(&add(&[("t00", "overwrite")])).unwrap();
+    // The 51st is refused with AWS's recorded text, which says 10.
     assert_eq!(
         err(&mut c, add(&[("new", "1")])),
         (
             "InvalidArgumentException",
             format!(
                 "Failed to add tags to stream s under account {ACCT} because a given stream \
-                 cannot have more than 50 tags associated with it."
+                 cannot have more than 10 tags associated with it."
             )
         )
     );
@@ -537,7 +538,7 @@ fn tags_add_remove_and_errors() {
         e.message(),
         format!(
             "Failed to add tags to stream x under account {ACCT} because a given stream cannot \
-             have more than 50 tags associated with it."
+             have more than 10 tags associated with it."
         )
     );
     assert!(c.stream("x").is_err());

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use levee_map::seqnum::SequenceNumber;
+use levee_map::seqnum::{Foreign, SequenceNumber};
 use levee_map::{partition_key_hash, HashKey, ShardId, ShardRoute, StreamRoute, StreamState};
 use levee_protocol::{ApiError, ErrorKind};
 
@@ -338,7 +338,11 @@ impl DataPlane {
         self.live_stream(stream_name)?;
         let key = self.hash_key(&entry.partition_key, entry.explicit_hash_key.as_deref())?;
         if let Some(s) = sequence_number_for_ordering {
-            if SequenceNumber::parse(s).is_err() {
+            // Any number AWS can read will do, unless it arrived in the future.
+            let now_secs = (self.now_ms)() / 1000;
+            let readable = Foreign::read(s)
+                .is_ok_and(|f| f.arrival_secs.is_none_or(|arrived| arrived <= now_secs));
+            if !readable {
                 return Err(ApiError::new(
                     ErrorKind::InvalidArgument,
                     format!(
@@ -634,23 +638,31 @@ impl DataPlane {
                         format!("StartingSequenceNumber {s} used in {op} on shard {id} in stream {stream_name} under account {acct} is invalid."),
                     )
                 };
-                let parsed = SequenceNumber::parse(s).map_err(|_| invalid())?;
-                if parsed.shard_index != id.0 {
+                // First what AWS reads from any number it knows, then Levee's own layout.
+                let foreign = Foreign::read(s).map_err(|_| invalid())?;
+                if foreign.shard_index != i64::from(id.0) {
                     return Err(ApiError::new(
                         ErrorKind::InvalidArgument,
                         format!(
                             "Invalid StartingSequenceNumber. It encodes {}, while it was used in a call to a shard with {id}",
-                            ShardId(parsed.shard_index)
+                            foreign.shard_id_text()
                         ),
                     ));
                 }
+                // A version-0 number of this shard: AWS answers InternalFailure (recorded by
+                // kinesalite); Levee does not answer a client's input with a server fault.
+                if foreign.version == 0 {
+                    return Err(invalid());
+                }
                 let tip = self.storage.tip(&shard).await?;
-                if parsed.shard_created_secs != tip.shard_created_ms / 1000 {
+                if foreign.version != 2 || foreign.shard_created_secs != tip.shard_created_ms / 1000
+                {
                     return Err(ApiError::new(
                         ErrorKind::InvalidArgument,
                         format!("StartingSequenceNumber {s} used in {op} on shard {id} in stream {stream_name} under account {acct} is invalid because it did not come from this stream."),
                     ));
                 }
+                let parsed = SequenceNumber::parse(s).map_err(|_| invalid())?;
                 if kind == IteratorType::AtSequenceNumber {
                     Position::SeqIx(at_seq_ix(&parsed))
                 } else {

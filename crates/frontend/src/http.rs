@@ -5,13 +5,27 @@
 //! each well-formed call to a [`Dispatch`].
 //!
 //! Order of the pre-dispatch checks and their answers follow AWS as recorded by kinesalite's
-//! tests: a body over the limit → 413; a method other than POST → 403 XML
-//! `AccessDeniedException`; an empty body → 400 `SerializationException` (known operation) or
-//! `UnknownOperationException`; an unknown content type → 403 XML `AccessDeniedException` without
-//! a target, else 404 `<UnknownOperationException/>`; an unknown target → 400
-//! `UnknownOperationException`; no `Authorization` header (nor query signature) → 400
-//! `MissingAuthenticationTokenException`; a malformed one → 400 `IncompleteSignatureException`;
-//! then the signature itself ([`crate::auth`]).
+//! newest tests (`test/connection.js`):
+//! 1. a body over the limit → 413;
+//! 2. `OPTIONS` with an `Origin` → 200, empty, with CORS headers (a preflight); any other
+//!    request with an `Origin` gets `Access-Control-Allow-Origin`/`-Expose-Headers` on its answer;
+//! 3. a method other than POST → 403 XML `AccessDeniedException`;
+//! 4. an empty body → 400 `SerializationException` (known operation) or
+//!    `UnknownOperationException`, in JSON if the content type is awsJson 1.1, else in CBOR;
+//! 5. a content type other than awsJson 1.1, CBOR or `application/json` → 404 XML
+//!    `<UnknownOperationException/>` if the target names a service and an operation, else 403
+//!    XML `AccessDeniedException`;
+//! 6. a body that is not an object → 400 `SerializationException`;
+//! 7. `application/json` → Coral's old envelope (`{"Output":{"__type":…},"Version":"1.0"}`): 404
+//!    `UnknownOperationException` (or 400 `SerializationException` from step 6); AWS never runs
+//!    an operation for it;
+//! 8. an unknown target → 400 `UnknownOperationException`;
+//! 9. the signature ([`crate::auth`]): both forms → `InvalidSignatureException`; none →
+//!    `MissingAuthenticationTokenException`; a malformed one → `IncompleteSignatureException`;
+//!    then (verify mode) the signature itself.
+//!
+//! XML errors carry no `Content-Type`, as AWS's. Steps 4–8 say nothing about credentials, so
+//! answering them before the signature leaks nothing; every operation still runs only after 9.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,7 +39,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, CONTENT_LENGTH, CONTENT_TYPE,
+    ORIGIN,
+};
 use hyper::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -45,6 +64,9 @@ pub const SHUTDOWN_GRACE_MS: u64 = 10_000;
 pub const HEADER_READ_TIMEOUT_MS: u64 = 30_000;
 /// How long a client may take to send a request's body.
 pub const BODY_READ_TIMEOUT_MS: u64 = 30_000;
+
+/// The text of the `AccessDeniedException` AWS sends when a request names no operation.
+const UNABLE_TO_DETERMINE: &str = "Unable to determine service/operation name to be authorized";
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -259,27 +281,31 @@ fn extended_id() -> String {
     base64::engine::general_purpose::STANDARD.encode(b)
 }
 
-/// An XML error body as AWS sends before it knows the wire format.
-fn xml_error(
-    status: StatusCode,
-    type_name: &str,
-    message: Option<&str>,
-) -> (StatusCode, &'static str, Vec<u8>) {
+/// An XML error body as AWS sends before it knows the wire format (with no `Content-Type`).
+fn xml_error(status: StatusCode, type_name: &str, message: Option<&str>) -> Answer {
     let body = match message {
         Some(m) => format!("<{type_name}>\n  <Message>{m}</Message>\n</{type_name}>\n"),
         None => format!("<{type_name}/>\n"),
     };
-    (status, "application/xml", body.into_bytes())
+    Answer::new(status, None, body.into_bytes())
 }
 
-fn api_error(format: WireFormat, err: &ApiError) -> (StatusCode, &'static str, Vec<u8>) {
+fn api_error(format: WireFormat, err: &ApiError) -> Answer {
     let status = StatusCode::from_u16(err.kind.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (
+    Answer::new(
         status,
-        format.content_type(),
+        Some(format.content_type()),
         levee_protocol::encode_error(format, err),
     )
 }
+
+/// `Access-Control-Allow-Origin` on every answer to a request with an `Origin` (CORS, as AWS).
+pub const CORS_ALLOW_ORIGIN: &str = "*";
+/// `Access-Control-Expose-Headers` on every answer to a request with an `Origin`.
+pub const CORS_EXPOSE_HEADERS: &str =
+    "x-amzn-RequestId,x-amzn-ErrorType,x-amz-request-id,x-amz-id-2,x-amzn-ErrorMessage,Date";
+/// `Access-Control-Max-Age` of a preflight answer: 2 days, AWS's value.
+pub const CORS_MAX_AGE_SECS: u32 = 172_800;
 
 async fn handle(
     req: Request<Incoming>,
@@ -306,17 +332,58 @@ async fn handle(
     )
     .increment(1);
     let request_id = request_id();
-    let (status, content_type, body) = route(req, cfg, dispatch, &request_id).await;
-    tracing::debug!(%peer, %request_id, status = status.as_u16(), "request");
+    let origin = req.headers().contains_key(ORIGIN);
+    if origin && req.method() == Method::OPTIONS {
+        // A CORS preflight: answered before anything else, with no body and no x-amz-id-2.
+        let mut resp = Response::new(ReplyBody::from(Vec::new()));
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            h.insert("x-amzn-requestid", v);
+        }
+        h.insert(
+            ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static(CORS_ALLOW_ORIGIN),
+        );
+        for (asked, allowed) in [
+            (ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_ALLOW_HEADERS),
+            (ACCESS_CONTROL_REQUEST_METHOD, ACCESS_CONTROL_ALLOW_METHODS),
+        ] {
+            if let Some(v) = req.headers().get(&asked) {
+                h.insert(allowed, v.clone());
+            }
+        }
+        h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(CORS_MAX_AGE_SECS));
+        h.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        tracing::debug!(%peer, %request_id, status = 200, "CORS preflight");
+        return resp;
+    }
+    let answer = checked(req, cfg, dispatch, &request_id).await;
+    tracing::debug!(%peer, %request_id, status = answer.status.as_u16(), "request");
+    let body = match answer.reply {
+        Reply::Body(b) => ReplyBody::from(b),
+        Reply::Events(rx) => ReplyBody::Events(rx),
+    };
     let mut resp = Response::new(body);
-    *resp.status_mut() = status;
+    *resp.status_mut() = answer.status;
     let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Some(content_type) = answer.content_type {
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-amzn-requestid", v);
     }
     if let Ok(v) = HeaderValue::from_str(&extended_id()) {
         h.insert("x-amz-id-2", v);
+    }
+    if origin {
+        h.insert(
+            ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static(CORS_ALLOW_ORIGIN),
+        );
+        h.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+        );
     }
     resp
 }
@@ -366,20 +433,6 @@ impl hyper::body::Body for ReplyBody {
     }
 }
 
-async fn route(
-    req: Request<Incoming>,
-    cfg: &HttpConfig,
-    dispatch: &dyn Dispatch,
-    request_id: &str,
-) -> (StatusCode, &'static str, ReplyBody) {
-    let (status, content_type, reply) = checked(req, cfg, dispatch, request_id).await;
-    let body = match reply {
-        Reply::Body(b) => ReplyBody::from(b),
-        Reply::Events(rx) => ReplyBody::Events(rx),
-    };
-    (status, content_type, body)
-}
-
 /// What a handled call answers: a buffer, or an event stream.
 #[derive(Debug)]
 pub enum Reply {
@@ -393,12 +446,75 @@ impl From<Vec<u8>> for Reply {
     }
 }
 
-type Answer = (StatusCode, &'static str, Reply);
-
-fn answer((status, content_type, body): (StatusCode, &'static str, Vec<u8>)) -> Answer {
-    (status, content_type, Reply::Body(body))
+/// A finished answer: status, `Content-Type` (none for AWS's XML errors) and body.
+struct Answer {
+    status: StatusCode,
+    content_type: Option<&'static str>,
+    reply: Reply,
 }
 
+impl Answer {
+    fn new(status: StatusCode, content_type: Option<&'static str>, body: Vec<u8>) -> Answer {
+        Answer {
+            status,
+            content_type,
+            reply: Reply::Body(body),
+        }
+    }
+
+    fn bare(status: StatusCode) -> Answer {
+        Answer::new(status, Some("text/plain"), Vec::new())
+    }
+}
+
+/// The `Content-Type` of plain JSON, which AWS answers in Coral's old envelope.
+const CONTENT_TYPE_PLAIN_JSON: &str = "application/json";
+
+/// What the `Content-Type` of a request names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    /// awsJson 1.1 or CBOR: the API's own formats.
+    Api(WireFormat),
+    /// `application/json`: parsed, but never dispatched.
+    PlainJson,
+    /// Anything else, or nothing.
+    Other,
+}
+
+impl Content {
+    fn of(content_type: &str) -> Content {
+        if let Some(format) = WireFormat::from_content_type(content_type) {
+            Content::Api(format)
+        } else if levee_protocol::content_type_essence(content_type)
+            .eq_ignore_ascii_case(CONTENT_TYPE_PLAIN_JSON)
+        {
+            Content::PlainJson
+        } else {
+            Content::Other
+        }
+    }
+}
+
+/// Coral's old envelope, as AWS answers `application/json` requests: `{"Output":{"__type":
+/// "com.amazon.coral.service#<type>"},"Version":"1.0"}`.
+fn plain_json_error(status: StatusCode, type_name: &str) -> Answer {
+    let body = format!(
+        r#"{{"Output":{{"__type":"com.amazon.coral.service#{type_name}"}},"Version":"1.0"}}"#
+    );
+    Answer::new(status, Some(CONTENT_TYPE_PLAIN_JSON), body.into_bytes())
+}
+
+/// Whether a target names both a service and an operation (`<service>.<operation>`, neither
+/// empty), known or not.
+fn names_service_and_operation(target: &str) -> bool {
+    let mut parts = target.split('.');
+    let service = parts.next().unwrap_or_default();
+    let operation = parts.next().unwrap_or_default();
+    !service.is_empty() && !operation.is_empty()
+}
+
+/// The checks AWS makes before an operation runs, in its order (see the module docs), then the
+/// dispatch.
 async fn checked(
     req: Request<Incoming>,
     cfg: &HttpConfig,
@@ -412,23 +528,22 @@ async fn checked(
         .and_then(|v| v.parse::<usize>().ok())
     {
         if len > cfg.body_bytes_max {
-            return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new()));
+            return Answer::bare(StatusCode::PAYLOAD_TOO_LARGE);
         }
     }
     if req.method() != Method::POST {
-        return answer(xml_error(
+        return xml_error(
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
-            Some("Unable to determine service/operation name to be authorized"),
-        ));
+            Some(UNABLE_TO_DETERMINE),
+        );
     }
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let format = WireFormat::from_content_type(&content_type);
+        .unwrap_or("");
+    let content = Content::of(content_type);
     let target = req
         .headers()
         .get("x-amz-target")
@@ -444,41 +559,62 @@ async fn checked(
     .await
     {
         Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => return answer((StatusCode::PAYLOAD_TOO_LARGE, "text/plain", Vec::new())),
-        Err(_) => return answer((StatusCode::REQUEST_TIMEOUT, "text/plain", Vec::new())),
+        Ok(Err(_)) => return Answer::bare(StatusCode::PAYLOAD_TOO_LARGE),
+        Err(_) => return Answer::bare(StatusCode::REQUEST_TIMEOUT),
     };
-    let Some(format) = format else {
-        if !target.contains('.') || target.ends_with('.') || target.starts_with('.') {
-            return answer(xml_error(
+    let name = op.as_ref().map_or("unknown", |op| op.name());
+    if body.is_empty() {
+        // Answered in JSON only when the request says awsJson 1.1; in CBOR otherwise.
+        let format = match content {
+            Content::Api(WireFormat::Json) => WireFormat::Json,
+            _ => WireFormat::Cbor,
+        };
+        let e = match op {
+            Ok(_) => ApiError::serialization(""),
+            Err(e) => e,
+        };
+        crate::metrics::record_rejected(name, &e);
+        return api_error(format, &e);
+    }
+    let format = match content {
+        Content::Api(format) => format,
+        Content::PlainJson => {
+            let (status, type_name) = if levee_protocol::is_document(WireFormat::Json, &body) {
+                (StatusCode::NOT_FOUND, "UnknownOperationException")
+            } else {
+                (StatusCode::BAD_REQUEST, "SerializationException")
+            };
+            return plain_json_error(status, type_name);
+        }
+        Content::Other if names_service_and_operation(&target) => {
+            return xml_error(StatusCode::NOT_FOUND, "UnknownOperationException", None);
+        }
+        Content::Other => {
+            return xml_error(
                 StatusCode::FORBIDDEN,
                 "AccessDeniedException",
-                Some("Unable to determine service/operation name to be authorized"),
-            ));
+                Some(UNABLE_TO_DETERMINE),
+            );
         }
-        return answer(xml_error(
-            StatusCode::NOT_FOUND,
-            "UnknownOperationException",
-            None,
-        ));
+    };
+    // AWS parses the body before it looks at the target or the signature; the decoder parses
+    // it again, so that check is made here only where a later check would fail.
+    let refuse = |e: ApiError| {
+        let e = if levee_protocol::is_document(format, &body) {
+            e
+        } else {
+            ApiError::serialization("")
+        };
+        crate::metrics::record_rejected(name, &e);
+        api_error(format, &e)
     };
     let op = match op {
         Ok(op) => op,
-        Err(e) => {
-            crate::metrics::record_rejected("unknown", &e);
-            return answer(api_error(format, &e));
-        }
+        Err(e) => return refuse(e),
     };
-    if body.is_empty() {
-        let e = ApiError::new(ErrorKind::Serialization, "");
-        crate::metrics::record_rejected(op.name(), &e);
-        return answer(api_error(format, &e));
-    }
     let caller = match auth.and_then(|pending| pending.finish(&body)) {
         Ok(caller) => caller,
-        Err(e) => {
-            crate::metrics::record_rejected(op.name(), &e);
-            return answer(api_error(format, &e));
-        }
+        Err(e) => return refuse(e),
     };
     let call = Call {
         op,
@@ -488,17 +624,21 @@ async fn checked(
         caller,
     };
     match dispatch.dispatch(call).await {
-        Ok(Reply::Events(rx)) => (
-            StatusCode::OK,
-            crate::eventstream::CONTENT_TYPE,
-            Reply::Events(rx),
-        ),
-        Ok(body) => (StatusCode::OK, format.content_type(), body),
+        Ok(Reply::Events(rx)) => Answer {
+            status: StatusCode::OK,
+            content_type: Some(crate::eventstream::CONTENT_TYPE),
+            reply: Reply::Events(rx),
+        },
+        Ok(reply) => Answer {
+            status: StatusCode::OK,
+            content_type: Some(format.content_type()),
+            reply,
+        },
         Err(e) => {
             if e.kind == ErrorKind::InternalFailure {
                 tracing::error!(%request_id, op = op.name(), error = %e.message, "internal failure");
             }
-            answer(api_error(format, &e))
+            api_error(format, &e)
         }
     }
 }

@@ -760,6 +760,26 @@ async fn describe_stream_errors() {
     );
 }
 
+#[tokio::test]
+async fn neither_stream_name_nor_arn_is_validation() {
+    // The SDK sends these (StreamName is optional in its model); AWS's recorded answer.
+    let server = Server::start();
+    let client = server.client();
+    let null_name =
+        "Value null at 'streamName' failed to satisfy constraint: Member must not be null";
+    let e = failure(client.describe_stream().send().await);
+    assert_eq!(e, validation(null_name));
+    let e = failure(
+        client
+            .get_shard_iterator()
+            .shard_id("shardId-000000000000")
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await,
+    );
+    assert_eq!(e, validation(null_name));
+}
+
 // ------------------------------------------------------------------------------ DescribeStreamSummary
 
 #[tokio::test]
@@ -2021,11 +2041,12 @@ async fn stream_tags_errors() {
             .send()
             .await,
     );
+    // AWS's recorded text says 10 while the limit is 50.
     assert_eq!(
         e,
         invalid(format!(
             "Failed to add tags to stream {name} under account {ACCOUNT} because a given \
-             stream cannot have more than 50 tags associated with it."
+             stream cannot have more than 10 tags associated with it."
         ))
     );
     let e = failure(

@@ -103,17 +103,7 @@ impl SequenceNumber {
     /// then only values of the layout described in the module docs (else
     /// [`SeqParseError::BadLayout`]). Never panics.
     pub fn parse(s: &str) -> Result<Self, SeqParseError> {
-        let bytes = s.as_bytes();
-        let is_decimal = match bytes {
-            [] => false,
-            [b'0'] => true,
-            [b'0', ..] => false,
-            _ => bytes.len() <= DECIMAL_MAX_LEN_DIGITS && bytes.iter().all(u8::is_ascii_digit),
-        };
-        if !is_decimal {
-            return Err(SeqParseError::NotDecimal);
-        }
-        let value = BigUint::parse_bytes(bytes, 10).ok_or(SeqParseError::NotDecimal)?;
+        let value = decimal(s)?;
         let hex = value.to_str_radix(16);
         if hex.len() != LAYOUT_LEN_HEX_DIGITS {
             return Err(SeqParseError::BadLayout);
@@ -172,6 +162,112 @@ impl SequenceNumber {
             self.shard_index,
         )
     }
+}
+
+/// The first shard creation time (epoch seconds, `0x3bb2cc3d8`) AWS was recorded refusing in a
+/// sequence number it reads (kinesalite `test/getShardIterator.js`, "sequence number with large
+/// date"); every smaller one it read.
+pub const FOREIGN_CREATED_SECS_LIMIT: u64 = 16_025_175_000;
+
+/// What AWS reads from a sequence number a client sends, before it checks that the number is
+/// one of this shard's: AWS knows more layouts than the one it issues today, and answers by
+/// what they encode ("It encodes shardId-…"). Kinesalite's tests recorded the answers; the
+/// layouts below are the ones those answers imply.
+///
+/// - **Version 0**, a number below 2^128 (a number below 2^124 is read as 2^124 more): 32 hex
+///   digits, `1`, 9 digits of shard creation seconds, 2 of an unknown byte, 16 of a random part,
+///   4 of the shard index.
+/// - **Version 1**, 47 hex digits starting `2` and ending `1`: creation seconds at digits
+///   1–9, arrival seconds at 13–21, the shard index in the last 8 before the version.
+/// - **Version 2**, the layout issued today (module docs), ending `2`; the shard-index field is
+///   read as a signed 32-bit number (`shardId--02147483648`), and a sequence index above
+///   [`SEQ_IX_MAX`] is refused.
+///
+/// In versions 0 and 2 a creation time from [`FOREIGN_CREATED_SECS_LIMIT`] on is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Foreign {
+    pub version: u8,
+    pub shard_created_secs: u64,
+    /// The shard index the number encodes (negative when version 2's top bit is set).
+    pub shard_index: i64,
+    /// Arrival seconds (versions 1 and 2).
+    pub arrival_secs: Option<u64>,
+}
+
+impl Foreign {
+    /// Reads `s` as AWS does (see the type's docs); `Err` where AWS answers "is invalid".
+    pub fn read(s: &str) -> Result<Foreign, SeqParseError> {
+        let value = decimal(s)?;
+        let bump = BigUint::from(1u8) << 124u32;
+        let value = if value < bump { value + bump } else { value };
+        let hex = value.to_str_radix(16);
+        let field = |start: usize, len: usize| -> Result<u64, SeqParseError> {
+            let digits = hex
+                .get(start..start + len)
+                .ok_or(SeqParseError::BadLayout)?;
+            u64::from_str_radix(digits, 16).map_err(|_| SeqParseError::BadLayout)
+        };
+        let created = |secs: u64| {
+            if secs < FOREIGN_CREATED_SECS_LIMIT {
+                Ok(secs)
+            } else {
+                Err(SeqParseError::BadLayout)
+            }
+        };
+        match (hex.len(), hex.as_bytes()) {
+            (32, _) => Ok(Foreign {
+                version: 0,
+                shard_created_secs: created(field(1, 9)?)?,
+                shard_index: field(28, 4)? as i64,
+                arrival_secs: None,
+            }),
+            (LAYOUT_LEN_HEX_DIGITS, [b'2', .., b'1']) => Ok(Foreign {
+                version: 1,
+                shard_created_secs: field(1, 9)?,
+                shard_index: field(38, 8)? as i64,
+                arrival_secs: Some(field(13, 9)?),
+            }),
+            (LAYOUT_LEN_HEX_DIGITS, [b'2', .., b'2']) => {
+                if field(11, 16)? > SEQ_IX_MAX {
+                    return Err(SeqParseError::BadLayout);
+                }
+                // The field is 8 hex digits, so it fits a u32; AWS reads it as a Java int.
+                let index = u32::try_from(field(38, 8)?).map_err(|_| SeqParseError::BadLayout)?;
+                Ok(Foreign {
+                    version: 2,
+                    shard_created_secs: created(field(1, 9)?)?,
+                    shard_index: i64::from(index as i32),
+                    arrival_secs: Some(field(29, 9)?),
+                })
+            }
+            _ => Err(SeqParseError::BadLayout),
+        }
+    }
+
+    /// The shard id this number encodes, as AWS prints it: `shardId-` and 12 digits, or for a
+    /// negative index `shardId--` and 11.
+    pub fn shard_id_text(&self) -> String {
+        if self.shard_index < 0 {
+            format!("shardId--{:011}", self.shard_index.unsigned_abs())
+        } else {
+            format!("shardId-{:012}", self.shard_index)
+        }
+    }
+}
+
+/// A decimal string of the accepted pattern (`0|[1-9]\d{0,128}`) as a number.
+fn decimal(s: &str) -> Result<BigUint, SeqParseError> {
+    let bytes = s.as_bytes();
+    let is_decimal = match bytes {
+        [] => false,
+        [b'0'] => true,
+        [b'0', ..] => false,
+        _ => bytes.len() <= DECIMAL_MAX_LEN_DIGITS && bytes.iter().all(u8::is_ascii_digit),
+    };
+    if !is_decimal {
+        return Err(SeqParseError::NotDecimal);
+    }
+    BigUint::parse_bytes(bytes, 10).ok_or(SeqParseError::NotDecimal)
 }
 
 impl Ord for SequenceNumber {
@@ -480,5 +576,55 @@ mod tests {
     #[should_panic]
     fn new_rejects_arrival_above_max() {
         let _ = SequenceNumber::new(0, 0, 0, EPOCH_SECS_MAX + 1);
+    }
+
+    /// The numbers kinesalite's tests sent to AWS, and what AWS's answers show it read.
+    #[test]
+    fn foreign_numbers_read_as_recorded() {
+        let read = |hex: &str| Foreign::read(&decimal_of_hex(hex));
+        let small = Foreign::read("5").unwrap();
+        assert_eq!((small.version, small.shard_index), (0, 5));
+        assert_eq!(small.shard_id_text(), "shardId-000000000005");
+        assert_eq!(Foreign::read("0").unwrap().shard_index, 0);
+        // "sequence number with large date": invalid.
+        assert!(read("13bb2cc3d80000000000000000000000").is_err());
+        assert!(read("13bb2cc3d70000000000000000000000").is_ok());
+        // "8 in index": the sequence index's top bit set, invalid.
+        assert!(read("20000000000800000000000000000000000000000000002").is_err());
+        // "8 near end": a negative shard index.
+        let negative = read("20000000000000000000000000000000000000800000002").unwrap();
+        assert_eq!(negative.shard_id_text(), "shardId--02147483648");
+        // "SequenceNumberForOrdering all f": the creation time is too large.
+        assert!(read("2ffffffffff7fffffffffffffff000000000007fffffff2").is_err());
+        // "all 0 with version 1": read.
+        let v1 = read("20000000000000000000000000000000000000000000001").unwrap();
+        assert_eq!(
+            (v1.version, v1.shard_index, v1.arrival_secs),
+            (1, 0, Some(0))
+        );
+        // Neither layout.
+        assert!(read("20000000000000000000000000000000000000000000003").is_err());
+        assert!(read("1000000000000000000000000000000000").is_err());
+        assert!(Foreign::read("012").is_err());
+    }
+
+    proptest! {
+        /// What Levee issues, AWS's reading finds again (creation times below the limit).
+        #[test]
+        fn issued_numbers_read_as_version_2(
+            c in 0..FOREIGN_CREATED_SECS_LIMIT,
+            i in 0u32..=i32::MAX as u32,
+            s in seq_ix(),
+            a in secs(),
+        ) {
+            let n = SequenceNumber::new(c, i, s, a);
+            let f = Foreign::read(&n.to_decimal()).unwrap();
+            prop_assert_eq!(f, Foreign {
+                version: 2,
+                shard_created_secs: c,
+                shard_index: i64::from(i),
+                arrival_secs: Some(a),
+            });
+        }
     }
 }

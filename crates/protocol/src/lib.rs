@@ -25,11 +25,11 @@ mod wire;
 
 pub use error::{ApiError, ErrorKind};
 pub use operation::{Operation, TARGET_PREFIX};
-pub use request::{decode_request, Request};
+pub use request::{decode_request, is_document, Request};
 pub use shapes::DATA_BYTES_MAX;
 pub use wire::{
-    base64_encode, Blob, Timestamp, WireFormat, CONTENT_TYPE_CBOR, CONTENT_TYPE_JSON,
-    TIMESTAMP_JSON_MAX_MS,
+    base64_encode, content_type_essence, Blob, Timestamp, WireFormat, CONTENT_TYPE_CBOR,
+    CONTENT_TYPE_JSON, TIMESTAMP_JSON_MAX_MS,
 };
 
 use serde::de::DeserializeOwned;

@@ -90,6 +90,16 @@ fn typed<T: DeserializeOwned>(value: ciborium::Value) -> Result<T, ApiError> {
         .map_err(|_| ApiError::serialization(""))
 }
 
+/// Whether `body` parses as a JSON object (CBOR map): the first check AWS makes of a non-empty
+/// body, before it looks at the target or the signature. [`decode_request`] makes it again.
+pub fn is_document(format: WireFormat, body: &[u8]) -> bool {
+    let tree = match format {
+        WireFormat::Json => Tree::from_json(body),
+        WireFormat::Cbor => Tree::from_cbor(body),
+    };
+    matches!(tree, Some(Tree::Map(_)))
+}
+
 /// Type-checks, validates and decodes the body of a request for `op`.
 ///
 /// - A body that does not parse, or is not an object/map, is a `SerializationException` with no

@@ -70,6 +70,8 @@ pub(crate) enum Shape {
 pub(crate) struct Member {
     pub name: &'static str,
     pub required: bool,
+    /// A member whose presence lifts `required` (`StreamARN` for `StreamName`).
+    pub unless: Option<&'static str>,
     pub shape: &'static Shape,
 }
 
@@ -316,7 +318,10 @@ fn validate_members(
         let path = format!("{prefix}{}", lower_first(member.name));
         match value.get(member.name) {
             None | Some(Tree::Null) => {
-                if member.required {
+                let excused = member
+                    .unless
+                    .is_some_and(|other| !matches!(value.get(other), None | Some(Tree::Null)));
+                if member.required && !excused {
                     push(errors, None, &path, "Member must not be null");
                 }
             }

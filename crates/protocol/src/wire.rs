@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize, Serializer};
 /// A request or response body format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WireFormat {
-    /// `application/x-amz-json-1.1` (also accepted: `application/json`).
+    /// `application/x-amz-json-1.1`.
     Json,
     /// `application/x-amz-cbor-1.1`, the Java SDKs' default.
     Cbor,
@@ -30,14 +30,19 @@ pub const CONTENT_TYPE_JSON: &str = "application/x-amz-json-1.1";
 /// `Content-Type` of CBOR bodies.
 pub const CONTENT_TYPE_CBOR: &str = "application/x-amz-cbor-1.1";
 
+/// A `Content-Type` without its parameters and surrounding blanks: `" application/json ;x"` →
+/// `"application/json"`.
+pub fn content_type_essence(content_type: &str) -> &str {
+    content_type.split(';').next().unwrap_or_default().trim()
+}
+
 impl WireFormat {
     /// The format named by a `Content-Type` header; parameters (`; charset=utf-8`) and case are
-    /// ignored. `application/json` counts as JSON.
+    /// ignored. Plain `application/json` names neither: AWS answers it with Coral's old
+    /// `Output`/`Version` envelope and never runs an operation for it (see the front-end).
     pub fn from_content_type(content_type: &str) -> Option<WireFormat> {
-        let essence = content_type.split(';').next().unwrap_or_default().trim();
-        if essence.eq_ignore_ascii_case(CONTENT_TYPE_JSON)
-            || essence.eq_ignore_ascii_case("application/json")
-        {
+        let essence = content_type_essence(content_type);
+        if essence.eq_ignore_ascii_case(CONTENT_TYPE_JSON) {
             Some(WireFormat::Json)
         } else if essence.eq_ignore_ascii_case(CONTENT_TYPE_CBOR) {
             Some(WireFormat::Cbor)
@@ -346,9 +351,10 @@ mod tests {
             WireFormat::from_content_type("application/x-amz-json-1.1; charset=utf-8"),
             Some(WireFormat::Json)
         );
+        assert_eq!(WireFormat::from_content_type("application/json"), None);
         assert_eq!(
-            WireFormat::from_content_type("application/json"),
-            Some(WireFormat::Json)
+            content_type_essence("   application/json     ;"),
+            "application/json"
         );
         assert_eq!(
             WireFormat::from_content_type(" application/x-amz-cbor-1.1 ;x=y"),

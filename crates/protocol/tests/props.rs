@@ -327,8 +327,11 @@ fn any_put_records_input() -> impl Strategy<Value = PutRecordsInput> {
     )
         .prop_map(|(records, stream_name)| PutRecordsInput {
             records,
+            // One of the two names the stream (with neither, validation refuses it).
+            stream_arn: stream_name
+                .is_none()
+                .then(|| "arn:aws:kinesis:us-east-1:000000000000:stream/s".to_owned()),
             stream_name,
-            stream_arn: None,
             stream_id: None,
         })
 }
