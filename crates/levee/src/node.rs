@@ -63,6 +63,8 @@ pub struct Node {
     pub maps: Arc<MapHolder>,
     /// One reconciliation at a time: it creates and closes shards, which must not race.
     reconciling: tokio::sync::Mutex<()>,
+    /// Writes per shard, counted by the storage adapter for the ON_DEMAND autoscaler.
+    pub write_counters: Arc<crate::autoscale::WriteCounters>,
 }
 
 const HOUR_MS: u64 = 3_600_000;
@@ -120,6 +122,7 @@ impl Node {
             catalog: Arc::new(catalog),
             maps,
             reconciling: tokio::sync::Mutex::new(()),
+            write_counters: Arc::default(),
         });
         node.reconcile().await?;
         let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
@@ -162,6 +165,7 @@ impl Node {
             }
         }
         node.clone().sweep_retention_periodically();
+        crate::autoscale::spawn(node.clone(), node.write_counters.clone());
         Ok(node)
     }
 
