@@ -2,7 +2,8 @@
 //! capacity is 50 KB/s, the window 500 ms, the quiet period 1.5 s. An ON_DEMAND stream written
 //! at about twice its shard's capacity gains shards (DescribeStreamSummary and ListShards show
 //! them); after the writes stop it merges back to one. A PROVISIONED stream under the same load
-//! never changes.
+//! never changes. With `--shard-limits aws` (AWS's 1 MiB/s per shard, not scaled), a stream
+//! written at 2 MB/s is throttled at first and stops being throttled once it has grown.
 
 mod common;
 
@@ -150,4 +151,78 @@ async fn on_demand_streams_split_under_load_and_merge_back_after_quiet() {
     // The PROVISIONED stream took the same load and never changed.
     assert_eq!(open_shards(&c, "prov").await, 1);
     assert_eq!(listed_shards(&c, "prov").await, 1);
+}
+
+#[tokio::test]
+async fn a_throttled_on_demand_stream_grows_until_writes_are_no_longer_throttled() {
+    let server = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        &[
+            "--shard-limits",
+            "aws",
+            // Longer than the 1 MiB burst a shard's bucket starts with lasts at 2 MB/s, so the
+            // first shard is throttled before it is split.
+            "--autoscale-window-ms",
+            "2000",
+            "--autoscale-quiet-ms",
+            "600000",
+            "--autoscale-min-shards",
+            "1",
+            "--autoscale-max-shards",
+            "8",
+        ],
+    );
+    let c = server.client();
+    c.create_stream()
+        .stream_name("od")
+        .shard_count(1)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    wait_active(&c, "od").await;
+    // 50 records of 10,000 bytes every 250 ms: 2 MB/s, twice a shard's 1 MiB/s.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut pace = tokio::time::interval(Duration::from_millis(250));
+    let (mut throttled, mut clean_in_a_row, mut round) = (0, 0, 0u64);
+    while clean_in_a_row < 8 {
+        pace.tick().await;
+        round += 1;
+        let mut req = c.put_records().stream_name("od");
+        for i in 0..50 {
+            req = req.records(
+                PutRecordsRequestEntry::builder()
+                    .partition_key(format!("k{round}-{i}"))
+                    .data(Blob::new(vec![b'x'; 10_000]))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let out = req.send().await.unwrap();
+        let failed = out.failed_record_count().unwrap_or(0);
+        for r in out.records() {
+            if let Some(code) = r.error_code() {
+                assert_eq!(code, "ProvisionedThroughputExceededException");
+            }
+        }
+        if failed > 0 {
+            throttled += failed;
+            clean_in_a_row = 0;
+        } else {
+            clean_in_a_row += 1;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still throttled after 40 s ({throttled} records throttled)"
+        );
+    }
+    assert!(throttled > 0, "one shard cannot take 2 MB/s under --shard-limits aws");
+    let n = open_shards(&c, "od").await;
+    eprintln!("{throttled} records throttled in {round} calls; {n} open shards after");
+    assert!((2..=8).contains(&n), "{n} open shards");
 }
