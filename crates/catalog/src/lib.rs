@@ -913,11 +913,7 @@ impl Catalog {
     fn policies_changed(&self, name: Option<&str>) -> bool {
         let Some(name) = name else { return false };
         let published = self.map.stream(name).map(|r| &r.policies);
-        let now = self
-            .state
-            .streams
-            .get(name)
-            .map(|s| s.policies(published));
+        let now = self.state.streams.get(name).map(|s| s.policies(published));
         match (published, now) {
             (Some(a), Some(b)) => *a != b,
             (None, Some(b)) => b != Policies::default(),

@@ -617,9 +617,15 @@ mod tests {
         assert_eq!(published.policy().statements.len(), 1);
         // The delta a front-end follows carries it.
         let delta = c.map_delta_since(v0).unwrap();
-        assert_eq!(delta.upserts[0].policies.stream.as_deref(), Some(&*published));
+        assert_eq!(
+            delta.upserts[0].policies.stream.as_deref(),
+            Some(&*published)
+        );
         // The next map shares the parsed policy rather than parsing it again.
-        let next = c.stream("s").unwrap().route_reusing(map.stream("s").map(|r| &**r));
+        let next = c
+            .stream("s")
+            .unwrap()
+            .route_reusing(map.stream("s").map(|r| &**r));
         assert!(std::sync::Arc::ptr_eq(
             next.policies.stream.as_ref().unwrap(),
             &published
@@ -650,7 +656,13 @@ mod tests {
         })
         .unwrap();
         let map = c.shard_map();
-        let entry = map.stream("s").unwrap().policies.consumer("c").unwrap().clone();
+        let entry = map
+            .stream("s")
+            .unwrap()
+            .policies
+            .consumer("c")
+            .unwrap()
+            .clone();
         assert_eq!(entry.arn, consumer_arn);
         let v = c.map_version();
         c.apply(&Command::DeregisterConsumer {
@@ -665,7 +677,13 @@ mod tests {
         })
         .unwrap();
         assert!(c.map_version() > v);
-        assert!(c.shard_map().stream("s").unwrap().policies.consumer("c").is_none());
+        assert!(c
+            .shard_map()
+            .stream("s")
+            .unwrap()
+            .policies
+            .consumer("c")
+            .is_none());
         c.apply(&Command::DeleteResourcePolicy { arn }).unwrap();
         assert!(c.shard_map().stream("s").unwrap().policies.stream.is_none());
     }

@@ -208,12 +208,7 @@ impl Identity {
         op: Operation,
         target: &Target,
     ) -> (String, Option<PolicyRef>) {
-        let account_arn = || {
-            format!(
-                "arn:aws:kinesis:{}:{}:*",
-                self.region, self.account_id
-            )
-        };
+        let account_arn = || format!("arn:aws:kinesis:{}:{}:*", self.region, self.account_id);
         match target {
             Target::Account => (account_arn(), None),
             Target::Stream(StreamRef::Missing) => (account_arn(), None),
@@ -242,9 +237,7 @@ impl Identity {
                 let resource = arn
                     .clone()
                     .or_else(|| entry.as_ref().map(|c| c.arn.clone()))
-                    .unwrap_or_else(|| {
-                        format!("{}/consumer/{name}", self.stream_arn(stream_name))
-                    });
+                    .unwrap_or_else(|| format!("{}/consumer/{name}", self.stream_arn(stream_name)));
                 (resource, entry.map(|c| PolicyRef(c.policy)))
             }
         }
@@ -271,7 +264,8 @@ mod tests {
     use std::sync::Arc;
 
     const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s";
-    const CONSUMER_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c:1700000000";
+    const CONSUMER_ARN: &str =
+        "arn:aws:kinesis:us-east-1:000000000000:stream/s/consumer/c:1700000000";
 
     fn identity() -> Identity {
         Identity {
@@ -355,11 +349,16 @@ mod tests {
         let id = identity();
         let other = caller("444455556666", "eve");
         let e = id
-            .authorize(&map(None, None), &other, Operation::PutRecords, &stream_target())
+            .authorize(
+                &map(None, None),
+                &other,
+                Operation::PutRecords,
+                &stream_target(),
+            )
             .unwrap_err();
-        assert!(e.message.ends_with(
-            "because no resource-based policy allows the kinesis:PutRecords action"
-        ));
+        assert!(e
+            .message
+            .ends_with("because no resource-based policy allows the kinesis:PutRecords action"));
         let allowed = caller("111122223333", "carol");
         let m = map(Some(DENY_BOB_PUTS), None);
         id.authorize(&m, &allowed, Operation::PutRecords, &stream_target())
@@ -372,7 +371,10 @@ mod tests {
             id.authorize(&m, &caller("000000000000", "bob"), op, &Target::Account)
                 .unwrap();
         }
-        let foreign = id.stream_ref(None, Some("arn:aws:kinesis:eu-west-1:000000000000:stream/s"));
+        let foreign = id.stream_ref(
+            None,
+            Some("arn:aws:kinesis:eu-west-1:000000000000:stream/s"),
+        );
         assert!(matches!(foreign, StreamRef::Foreign(_)));
     }
 

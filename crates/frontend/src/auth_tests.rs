@@ -163,7 +163,10 @@ fn aws_test_suite_get_vanilla() {
     assert_eq!(caller.key_id, "AKIDEXAMPLE");
     assert_eq!(caller.account, "000000000000");
     // No name: the principal's user is the access key id.
-    assert_eq!(caller.principal.arn, "arn:aws:iam::000000000000:user/AKIDEXAMPLE");
+    assert_eq!(
+        caller.principal.arn,
+        "arn:aws:iam::000000000000:user/AKIDEXAMPLE"
+    );
     // One character off in the signature fails.
     let mut bad = req;
     bad.headers_mut().insert(
@@ -178,7 +181,10 @@ fn sdk_signed_requests_verify_in_both_forms() {
     let auth = fixed();
     let caller = check(&auth, &signed(BODY), BODY).unwrap().unwrap();
     assert_eq!(caller.account, "111122223333");
-    assert_eq!(caller.principal.arn, "arn:aws:iam::111122223333:user/tester");
+    assert_eq!(
+        caller.principal.arn,
+        "arn:aws:iam::111122223333:user/tester"
+    );
     let q = sign_with(
         unsigned(BODY),
         BODY,

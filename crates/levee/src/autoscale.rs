@@ -113,8 +113,14 @@ pub struct OpenShard {
 /// A change the planner asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
-    Split { shard: ShardId, new_starting_hash_key: u128 },
-    Merge { shard: ShardId, adjacent: ShardId },
+    Split {
+        shard: ShardId,
+        new_starting_hash_key: u128,
+    },
+    Merge {
+        shard: ShardId,
+        adjacent: ShardId,
+    },
 }
 
 /// What is known of one open shard's recent writes.

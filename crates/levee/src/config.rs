@@ -265,12 +265,30 @@ impl ServeConfig {
                 .requests_in_flight_max
                 .or(file.requests_in_flight_max)
                 .unwrap_or(d.requests_in_flight_max),
-                   autoscale_window_ms: over.autoscale_window_ms.or(file.autoscale_window_ms).unwrap_or(d.autoscale_window_ms),
-            autoscale_quiet_ms: over.autoscale_quiet_ms.or(file.autoscale_quiet_ms).unwrap_or(d.autoscale_quiet_ms),
-            autoscale_shard_bytes_per_sec: over.autoscale_shard_bytes_per_sec.or(file.autoscale_shard_bytes_per_sec).unwrap_or(d.autoscale_shard_bytes_per_sec),
-            autoscale_shard_records_per_sec: over.autoscale_shard_records_per_sec.or(file.autoscale_shard_records_per_sec).unwrap_or(d.autoscale_shard_records_per_sec),
-            autoscale_min_shards: over.autoscale_min_shards.or(file.autoscale_min_shards).unwrap_or(d.autoscale_min_shards),
-            autoscale_max_shards: over.autoscale_max_shards.or(file.autoscale_max_shards).unwrap_or(d.autoscale_max_shards),
+            autoscale_window_ms: over
+                .autoscale_window_ms
+                .or(file.autoscale_window_ms)
+                .unwrap_or(d.autoscale_window_ms),
+            autoscale_quiet_ms: over
+                .autoscale_quiet_ms
+                .or(file.autoscale_quiet_ms)
+                .unwrap_or(d.autoscale_quiet_ms),
+            autoscale_shard_bytes_per_sec: over
+                .autoscale_shard_bytes_per_sec
+                .or(file.autoscale_shard_bytes_per_sec)
+                .unwrap_or(d.autoscale_shard_bytes_per_sec),
+            autoscale_shard_records_per_sec: over
+                .autoscale_shard_records_per_sec
+                .or(file.autoscale_shard_records_per_sec)
+                .unwrap_or(d.autoscale_shard_records_per_sec),
+            autoscale_min_shards: over
+                .autoscale_min_shards
+                .or(file.autoscale_min_shards)
+                .unwrap_or(d.autoscale_min_shards),
+            autoscale_max_shards: over
+                .autoscale_max_shards
+                .or(file.autoscale_max_shards)
+                .unwrap_or(d.autoscale_max_shards),
         };
         anyhow::ensure!(
             cfg.tls_cert.is_some() == cfg.tls_key.is_some(),

@@ -108,7 +108,10 @@ async fn on_demand_streams_split_under_load_and_merge_back_after_quiet() {
                 break n;
             }
         }
-        assert!(Instant::now() < deadline, "the ON_DEMAND stream never split");
+        assert!(
+            Instant::now() < deadline,
+            "the ON_DEMAND stream never split"
+        );
     };
     assert!((2..=4).contains(&grown), "{grown} open shards");
     // The split is in the stream's description: a closed parent and its two children.
@@ -146,7 +149,10 @@ async fn on_demand_streams_split_under_load_and_merge_back_after_quiet() {
     let range = open[0].hash_key_range().unwrap();
     assert_eq!(range.starting_hash_key(), "0");
     assert_eq!(range.ending_hash_key(), u128::MAX.to_string());
-    assert!(open[0].adjacent_parent_shard_id().is_some(), "a merge child");
+    assert!(
+        open[0].adjacent_parent_shard_id().is_some(),
+        "a merge child"
+    );
 
     // The PROVISIONED stream took the same load and never changed.
     assert_eq!(open_shards(&c, "prov").await, 1);
@@ -221,7 +227,10 @@ async fn a_throttled_on_demand_stream_grows_until_writes_are_no_longer_throttled
             "still throttled after 40 s ({throttled} records throttled)"
         );
     }
-    assert!(throttled > 0, "one shard cannot take 2 MB/s under --shard-limits aws");
+    assert!(
+        throttled > 0,
+        "one shard cannot take 2 MB/s under --shard-limits aws"
+    );
     let n = open_shards(&c, "od").await;
     eprintln!("{throttled} records throttled in {round} calls; {n} open shards after");
     assert!((2..=8).contains(&n), "{n} open shards");

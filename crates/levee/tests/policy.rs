@@ -25,7 +25,14 @@ const OTHER_ACCOUNT: &str = "111122223333";
 /// `levee credentials create` → (access key id, secret).
 fn create_key(data_dir: &Path, master_key: &Path, name: &str, account: &str) -> (String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_levee"))
-        .args(["credentials", "create", "--name", name, "--account", account])
+        .args([
+            "credentials",
+            "create",
+            "--name",
+            name,
+            "--account",
+            account,
+        ])
         .arg("--data-dir")
         .arg(data_dir)
         .arg("--master-key-file")
@@ -241,7 +248,9 @@ async fn a_deny_refuses_one_principal_and_cross_account_needs_an_allow() {
     // policy itself (only the owner's account manages policies).
     let (code, message) = put_records(&s.carol).await.unwrap_err();
     assert_eq!(code, "AccessDeniedException");
-    assert!(message.ends_with("because no resource-based policy allows the kinesis:PutRecords action"));
+    assert!(
+        message.ends_with("because no resource-based policy allows the kinesis:PutRecords action")
+    );
     let e = s.carol.list_streams().send().await.unwrap_err();
     assert_eq!(e.code(), Some("AccessDeniedException"));
     let e = s
@@ -349,9 +358,8 @@ async fn a_consumer_policy_judges_subscribe_to_shard() {
         .await
         .unwrap_err();
     assert_eq!(code, "AccessDeniedException");
-    assert!(message.ends_with(
-        "because no resource-based policy allows the kinesis:SubscribeToShard action"
-    ));
+    assert!(message
+        .ends_with("because no resource-based policy allows the kinesis:SubscribeToShard action"));
     // ...and an Allow on the stream does not cover the consumer, a resource of its own.
     put_policy(
         &s.admin,

@@ -580,7 +580,12 @@ pub fn authorize(
 }
 
 /// AWS's `AccessDeniedException` text for a refusal (IAM's format for resource-based policies).
-pub fn denied_message(principal: &Principal, action: &str, resource: &str, verdict: Verdict) -> String {
+pub fn denied_message(
+    principal: &Principal,
+    action: &str,
+    resource: &str,
+    verdict: Verdict,
+) -> String {
     let why = match verdict {
         Verdict::ExplicitDeny => "with an explicit deny in a resource-based policy".to_owned(),
         Verdict::NotAllowed | Verdict::Allowed => {
@@ -775,16 +780,34 @@ mod tests {
         let bob = Principal::of_credential("444455556666", "bob", "AKIA2");
         assert_eq!(alice.arn, "arn:aws:iam::000000000000:user/alice");
         let act = "kinesis:PutRecords";
-        assert_eq!(authorize(None, &alice, owner, act, STREAM), Verdict::Allowed);
-        assert_eq!(authorize(None, &bob, owner, act, STREAM), Verdict::NotAllowed);
+        assert_eq!(
+            authorize(None, &alice, owner, act, STREAM),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            authorize(None, &bob, owner, act, STREAM),
+            Verdict::NotAllowed
+        );
         let p = policy(
             r#"[{"Effect":"Deny","Principal":{"AWS":"arn:aws:iam::000000000000:user/alice"},"Action":"kinesis:PutRecords","Resource":"*"},
                 {"Effect":"Allow","Principal":{"AWS":"444455556666"},"Action":"kinesis:Put*","Resource":"*"}]"#,
         );
-        assert_eq!(authorize(Some(&p), &alice, owner, act, STREAM), Verdict::ExplicitDeny);
-        assert_eq!(authorize(Some(&p), &alice, owner, "kinesis:GetRecords", STREAM), Verdict::Allowed);
-        assert_eq!(authorize(Some(&p), &bob, owner, act, STREAM), Verdict::Allowed);
-        assert_eq!(authorize(Some(&p), &bob, owner, "kinesis:GetRecords", STREAM), Verdict::NotAllowed);
+        assert_eq!(
+            authorize(Some(&p), &alice, owner, act, STREAM),
+            Verdict::ExplicitDeny
+        );
+        assert_eq!(
+            authorize(Some(&p), &alice, owner, "kinesis:GetRecords", STREAM),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            authorize(Some(&p), &bob, owner, act, STREAM),
+            Verdict::Allowed
+        );
+        assert_eq!(
+            authorize(Some(&p), &bob, owner, "kinesis:GetRecords", STREAM),
+            Verdict::NotAllowed
+        );
         assert_eq!(
             denied_message(&alice, act, STREAM, Verdict::ExplicitDeny),
             "User: arn:aws:iam::000000000000:user/alice is not authorized to perform: \
@@ -812,7 +835,13 @@ mod tests {
         let closed = ResourcePolicy::parse_or_deny_all("{not json");
         let anyone = Principal::of_credential("000000000000", "a", "k");
         assert_eq!(
-            authorize(Some(closed.policy()), &anyone, "000000000000", "kinesis:ListShards", STREAM),
+            authorize(
+                Some(closed.policy()),
+                &anyone,
+                "000000000000",
+                "kinesis:ListShards",
+                STREAM
+            ),
             Verdict::ExplicitDeny
         );
         let a = ResourcePolicy::parse(r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}}"#).unwrap();
