@@ -3,6 +3,7 @@ one of another account, made with `levee credentials create`; a stream policy de
 to one principal refuses that principal only, and the other account needs an explicit Allow."""
 import json
 import os
+import time
 import shutil
 import subprocess
 import tempfile
@@ -30,7 +31,9 @@ class PolicyServer(Server):
     def __init__(self):
         self.key_dir = tempfile.mkdtemp(prefix="levee-pytest-key-")
         self.master_key = os.path.join(self.key_dir, "master.key")
-        super().__init__(extra_args=["--master-key-file", self.master_key])
+        # A short heartbeat: a subscription's first event comes within 200 ms.
+        super().__init__(extra_args=["--master-key-file", self.master_key,
+                                     "--subscription-heartbeat-ms", "200"])
         self.keys = {name: self.create(name, account)
                      for name, account in [("admin", ACCOUNT), ("bob", ACCOUNT), ("carol", OTHER)]}
 
@@ -112,3 +115,40 @@ def test_deny_one_principal_and_allow_another_account(policy_server):
     assert code == "AccessDeniedException"
     code, _, _ = error_of(lambda: put_records(bob, StreamName=STREAM))
     assert code == "AccessDeniedException"
+
+
+def test_consumer_policy_on_subscribe_to_shard(policy_server):
+    admin, bob, carol = (policy_server.client(n) for n in ("admin", "bob", "carol"))
+    admin.create_stream(StreamName="policy-efo", ShardCount=1)
+    wait_active(admin, "policy-efo")
+    stream_arn = f"arn:aws:kinesis:{REGION}:{ACCOUNT}:stream/policy-efo"
+    consumer = admin.register_stream_consumer(
+        StreamARN=stream_arn, ConsumerName="app")["Consumer"]["ConsumerARN"]
+    deadline = time.monotonic() + 20
+    while admin.describe_stream_consumer(ConsumerARN=consumer)[
+            "ConsumerDescription"]["ConsumerStatus"] != "ACTIVE":
+        assert time.monotonic() < deadline, "consumer never became ACTIVE"
+        time.sleep(0.02)
+    admin.put_resource_policy(ResourceARN=consumer, Policy=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Deny", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/bob"},
+             "Action": "kinesis:SubscribeToShard", "Resource": consumer},
+            {"Effect": "Allow", "Principal": {"AWS": OTHER},
+             "Action": "kinesis:SubscribeToShard", "Resource": consumer},
+        ]}))
+
+    def subscribe(c):
+        events = c.subscribe_to_shard(ConsumerARN=consumer, ShardId="shardId-000000000000",
+                                      StartingPosition={"Type": "LATEST"})["EventStream"]
+        first = next(iter(events))
+        events.close()
+        return first
+
+    code, message, status = error_of(lambda: subscribe(bob))
+    assert (code, status) == ("AccessDeniedException", 400)
+    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/bob is not authorized to perform: "
+                       f"kinesis:SubscribeToShard on resource: {consumer} with an explicit deny "
+                       "in a resource-based policy")
+    # The other account, allowed by the consumer's policy, subscribes.
+    assert "SubscribeToShardEvent" in subscribe(carol)

@@ -8,7 +8,10 @@
 //!   a read with what it returned; the byte bucket holds no credit, only debt, and calls are
 //!   refused until the debt is repaid — so a 10 MiB answer is followed by 5 s of refusals (AWS's
 //!   "10 MiB then wait 5 seconds" rule) while small reads flow at up to 2 MiB/s;
-//! - GetShardIterator: [`ITERATOR_CALLS_PER_SEC`] calls.
+//! - GetShardIterator: [`ITERATOR_CALLS_PER_SEC`] calls;
+//! - SubscribeToShard: one call per second per consumer per shard
+//!   ([`SUBSCRIBE_CALL_INTERVAL_MS`]), kept for at most [`SUBSCRIPTIONS_TRACKED_MAX`]
+//!   (consumer, shard) pairs. (The 2 MiB/s of a subscription is its own pump's bucket.)
 //!
 //! Time comes from a [`MillisClock`] so tests drive it by hand. The buckets of at most
 //! [`SHARDS_TRACKED_MAX`] shards are kept (least recently used dropped; a dropped shard starts
@@ -29,6 +32,10 @@ pub const READ_CALLS_PER_SEC: f64 = 5.0;
 pub const ITERATOR_CALLS_PER_SEC: f64 = 5.0;
 /// Shards whose buckets are kept.
 pub const SHARDS_TRACKED_MAX: usize = 100_000;
+/// Least time between two admitted SubscribeToShard calls of one consumer on one shard.
+pub const SUBSCRIBE_CALL_INTERVAL_MS: u64 = 1000;
+/// (Consumer, shard) pairs whose last SubscribeToShard call is remembered.
+pub const SUBSCRIPTIONS_TRACKED_MAX: usize = 100_000;
 
 /// Milliseconds on some monotonic scale.
 pub type MillisClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -86,6 +93,8 @@ impl ShardBuckets {
 pub struct ShardLimiter {
     clock: MillisClock,
     shards: Mutex<lru::LruCache<u64, ShardBuckets>>,
+    /// When each (consumer ARN, shard uid) last had a SubscribeToShard call admitted.
+    subscribes: Mutex<lru::LruCache<(String, u64), u64>>,
 }
 
 impl std::fmt::Debug for ShardLimiter {
@@ -100,6 +109,9 @@ impl ShardLimiter {
             clock,
             shards: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(SHARDS_TRACKED_MAX).expect("non-zero"),
+            )),
+            subscribes: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(SUBSCRIPTIONS_TRACKED_MAX).expect("non-zero"),
             )),
         }
     }
@@ -163,6 +175,24 @@ impl ShardLimiter {
         });
         if !ok {
             metrics::counter!("levee_shard_throttled_total", "direction" => "iterator")
+                .increment(1);
+        }
+        ok
+    }
+
+    /// Admits one SubscribeToShard call of `consumer_arn` on the shard, or refuses it (one per
+    /// second). A pair forgotten by the LRU starts again admitted, never refused.
+    pub fn admit_subscribe(&self, consumer_arn: &str, shard_uid: u64) -> bool {
+        let now = (self.clock)();
+        let mut calls = self.subscribes.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (consumer_arn.to_owned(), shard_uid);
+        let ok = calls
+            .get(&key)
+            .is_none_or(|last| now.saturating_sub(*last) >= SUBSCRIBE_CALL_INTERVAL_MS);
+        if ok {
+            calls.put(key, now);
+        } else {
+            metrics::counter!("levee_shard_throttled_total", "direction" => "subscribe")
                 .increment(1);
         }
         ok
@@ -274,5 +304,22 @@ mod tests {
         now.fetch_add(200, Ordering::Relaxed);
         assert!(l.admit_get_shard_iterator(3));
         assert!(!l.admit_get_shard_iterator(3));
+    }
+
+    #[test]
+    fn subscribe_to_shard_once_per_second_per_consumer_and_shard() {
+        let (l, now) = limiter();
+        assert!(l.admit_subscribe("c1", 3));
+        assert!(
+            !l.admit_subscribe("c1", 3),
+            "a second call within the second"
+        );
+        assert!(l.admit_subscribe("c2", 3), "another consumer");
+        assert!(l.admit_subscribe("c1", 4), "another shard");
+        now.fetch_add(999, Ordering::Relaxed);
+        assert!(!l.admit_subscribe("c1", 3));
+        now.fetch_add(1, Ordering::Relaxed);
+        assert!(l.admit_subscribe("c1", 3), "a second later");
+        assert!(!l.admit_subscribe("c1", 3));
     }
 }

@@ -242,6 +242,22 @@ pub async fn subscribe(
             "SubscribeToShard",
         )
         .await?;
+    // `--shard-limits aws`: one call per second per consumer per shard, before the takeover
+    // rule (a call refused here takes no slot).
+    if let Some(limits) = svc.data.storage.shard_limits() {
+        if !limits.admit_subscribe(&consumer.consumer_arn, shard.uid) {
+            return Err(ApiError::new(
+                ErrorKind::LimitExceeded,
+                format!(
+                    "Rate exceeded for consumer {} and shard {} in stream {} under account {}.",
+                    consumer.consumer_arn,
+                    shard.shard_id,
+                    consumer.stream_name,
+                    svc.data.identity.account_id
+                ),
+            ));
+        }
+    }
     let lease = svc
         .subscriptions
         .acquire(&consumer.consumer_arn, shard.uid, Instant::now())?;

@@ -81,6 +81,16 @@ pub struct ServeConfig {
     pub map_removal_hold_min_shards: usize,
     /// The front-end fetches a full map snapshot about this often (±20 %), deltas or not.
     pub map_snapshot_period_ms: u64,
+    /// ON_DEMAND autoscaling (`autoscale.rs`): a shard averaging at least 80 % of its capacity
+    /// (`autoscale_shard_*_per_sec`) over `autoscale_window_ms` is split; two adjacent shards
+    /// each under 25 % for `autoscale_quiet_ms` are merged; open shards stay within
+    /// `autoscale_min_shards..=autoscale_max_shards`.
+    pub autoscale_window_ms: u64,
+    pub autoscale_quiet_ms: u64,
+    pub autoscale_shard_bytes_per_sec: u64,
+    pub autoscale_shard_records_per_sec: u64,
+    pub autoscale_min_shards: u32,
+    pub autoscale_max_shards: u32,
 }
 
 impl Default for ServeConfig {
@@ -113,6 +123,12 @@ impl Default for ServeConfig {
             map_removal_hold_min_shards:
                 levee_frontend::map_follow::MAP_REMOVAL_HOLD_MIN_SHARDS_DEFAULT,
             map_snapshot_period_ms: levee_frontend::map_follow::MAP_SNAPSHOT_PERIOD_MS_DEFAULT,
+            autoscale_window_ms: 60_000,
+            autoscale_quiet_ms: 900_000,
+            autoscale_shard_bytes_per_sec: 1024 * 1024,
+            autoscale_shard_records_per_sec: 1000,
+            autoscale_min_shards: 4,
+            autoscale_max_shards: 200,
         }
     }
 }
@@ -146,6 +162,12 @@ pub struct FileConfig {
     pub map_removal_hold_fraction: Option<f64>,
     pub map_removal_hold_min_shards: Option<usize>,
     pub map_snapshot_period_ms: Option<u64>,
+    pub autoscale_window_ms: Option<u64>,
+    pub autoscale_quiet_ms: Option<u64>,
+    pub autoscale_shard_bytes_per_sec: Option<u64>,
+    pub autoscale_shard_records_per_sec: Option<u64>,
+    pub autoscale_min_shards: Option<u32>,
+    pub autoscale_max_shards: Option<u32>,
 }
 
 impl FileConfig {
@@ -184,6 +206,12 @@ pub struct Overrides {
     pub map_removal_hold_fraction: Option<f64>,
     pub map_removal_hold_min_shards: Option<usize>,
     pub map_snapshot_period_ms: Option<u64>,
+    pub autoscale_window_ms: Option<u64>,
+    pub autoscale_quiet_ms: Option<u64>,
+    pub autoscale_shard_bytes_per_sec: Option<u64>,
+    pub autoscale_shard_records_per_sec: Option<u64>,
+    pub autoscale_min_shards: Option<u32>,
+    pub autoscale_max_shards: Option<u32>,
 }
 
 impl ServeConfig {
@@ -276,6 +304,30 @@ impl ServeConfig {
                 .map_snapshot_period_ms
                 .or(file.map_snapshot_period_ms)
                 .unwrap_or(d.map_snapshot_period_ms),
+            autoscale_window_ms: over
+                .autoscale_window_ms
+                .or(file.autoscale_window_ms)
+                .unwrap_or(d.autoscale_window_ms),
+            autoscale_quiet_ms: over
+                .autoscale_quiet_ms
+                .or(file.autoscale_quiet_ms)
+                .unwrap_or(d.autoscale_quiet_ms),
+            autoscale_shard_bytes_per_sec: over
+                .autoscale_shard_bytes_per_sec
+                .or(file.autoscale_shard_bytes_per_sec)
+                .unwrap_or(d.autoscale_shard_bytes_per_sec),
+            autoscale_shard_records_per_sec: over
+                .autoscale_shard_records_per_sec
+                .or(file.autoscale_shard_records_per_sec)
+                .unwrap_or(d.autoscale_shard_records_per_sec),
+            autoscale_min_shards: over
+                .autoscale_min_shards
+                .or(file.autoscale_min_shards)
+                .unwrap_or(d.autoscale_min_shards),
+            autoscale_max_shards: over
+                .autoscale_max_shards
+                .or(file.autoscale_max_shards)
+                .unwrap_or(d.autoscale_max_shards),
         };
         anyhow::ensure!(
             cfg.map_snapshot_period_ms >= 100,
@@ -315,6 +367,18 @@ impl ServeConfig {
         anyhow::ensure!(
             cfg.blocking_threads >= 1,
             "blocking threads must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.autoscale_window_ms >= 10 && cfg.autoscale_quiet_ms >= cfg.autoscale_window_ms,
+            "autoscale window must be at least 10 ms and the quiet period at least the window"
+        );
+        anyhow::ensure!(
+            cfg.autoscale_shard_bytes_per_sec >= 1 && cfg.autoscale_shard_records_per_sec >= 1,
+            "autoscale shard capacity must be at least 1 byte and 1 record per second"
+        );
+        anyhow::ensure!(
+            cfg.autoscale_min_shards >= 1 && cfg.autoscale_max_shards >= cfg.autoscale_min_shards,
+            "autoscale shard bounds must satisfy 1 <= min <= max"
         );
         if let (Ok(key), Ok(data)) = (
             std::path::absolute(&cfg.master_key_file),

@@ -75,6 +75,7 @@ pub fn service(
                 shard_limits,
                 signals: Arc::new(AppendSignals::default()),
                 at_rest: at_rest.clone(),
+                write_counters: node.write_counters.clone(),
             }),
             node.maps.clone(),
             crate::admin::shard_level_metrics(node.clone()),

@@ -3,6 +3,7 @@
 //! `put` and `tail` are a client for any Kinesis endpoint (`cli/`).
 
 mod admin;
+mod autoscale;
 mod cli;
 mod config;
 mod control;
@@ -204,6 +205,28 @@ struct ServeArgs {
     /// How often the front-end fetches a full map snapshot, deltas or not (default 60000, ±20 %).
     #[arg(long, env = "LEVEE_MAP_SNAPSHOT_PERIOD_MS")]
     map_snapshot_period_ms: Option<u64>,
+    /// ON_DEMAND autoscaling: a shard averaging >= 80 % of its capacity over this window is
+    /// split, in ms. [default: 60000]
+    #[arg(long, env = "LEVEE_AUTOSCALE_WINDOW_MS")]
+    autoscale_window_ms: Option<u64>,
+    /// ON_DEMAND autoscaling: adjacent shards each under 25 % of capacity this long are
+    /// merged, in ms. [default: 900000]
+    #[arg(long, env = "LEVEE_AUTOSCALE_QUIET_MS")]
+    autoscale_quiet_ms: Option<u64>,
+    /// ON_DEMAND autoscaling: a shard's write capacity in bytes/s. [default: 1048576]
+    #[arg(long, env = "LEVEE_AUTOSCALE_SHARD_BYTES_PER_SEC")]
+    autoscale_shard_bytes_per_sec: Option<u64>,
+    /// ON_DEMAND autoscaling: a shard's write capacity in records/s. [default: 1000]
+    #[arg(long, env = "LEVEE_AUTOSCALE_SHARD_RECORDS_PER_SEC")]
+    autoscale_shard_records_per_sec: Option<u64>,
+    /// ON_DEMAND autoscaling: merges stop at this many open shards (AWS's 4 MiB/s floor).
+    /// [default: 4]
+    #[arg(long, env = "LEVEE_AUTOSCALE_MIN_SHARDS")]
+    autoscale_min_shards: Option<u32>,
+    /// ON_DEMAND autoscaling: splits stop at this many open shards (AWS's 200 MiB/s on-demand
+    /// write limit outside its three largest regions). [default: 200]
+    #[arg(long, env = "LEVEE_AUTOSCALE_MAX_SHARDS")]
+    autoscale_max_shards: Option<u32>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -288,6 +311,12 @@ fn serve(
             map_removal_hold_fraction: args.map_removal_hold_fraction,
             map_removal_hold_min_shards: args.map_removal_hold_min_shards,
             map_snapshot_period_ms: args.map_snapshot_period_ms,
+            autoscale_window_ms: args.autoscale_window_ms,
+            autoscale_quiet_ms: args.autoscale_quiet_ms,
+            autoscale_shard_bytes_per_sec: args.autoscale_shard_bytes_per_sec,
+            autoscale_shard_records_per_sec: args.autoscale_shard_records_per_sec,
+            autoscale_min_shards: args.autoscale_min_shards,
+            autoscale_max_shards: args.autoscale_max_shards,
         },
     )?;
     let prom = admin::install_recorder()?;

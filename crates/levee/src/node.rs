@@ -71,6 +71,8 @@ pub struct Node {
     map_settled: std::sync::OnceLock<tokio::sync::watch::Receiver<Settled>>,
     /// One reconciliation at a time: it creates and closes shards, which must not race.
     reconciling: tokio::sync::Mutex<()>,
+    /// Writes per shard, counted by the storage adapter for the ON_DEMAND autoscaler.
+    pub write_counters: Arc<crate::autoscale::WriteCounters>,
 }
 
 const HOUR_MS: u64 = 3_600_000;
@@ -145,6 +147,7 @@ impl Node {
             keeper,
             map_settled: std::sync::OnceLock::new(),
             reconciling: tokio::sync::Mutex::new(()),
+            write_counters: Arc::default(),
         });
         node.reconcile().await?;
         // The front-end follows the published maps with the same follower a fleet front-end
@@ -207,6 +210,7 @@ impl Node {
             }
         }
         node.clone().sweep_retention_periodically();
+        crate::autoscale::spawn(node.clone(), node.write_counters.clone());
         Ok(node)
     }
 

@@ -29,6 +29,8 @@ pub struct LocalStorage {
     /// Woken after each committed append, for SubscribeToShard.
     pub signals: Arc<AppendSignals>,
     pub at_rest: Arc<AtRest>,
+    /// Bytes and records appended per shard, for the ON_DEMAND autoscaler.
+    pub write_counters: Arc<crate::autoscale::WriteCounters>,
 }
 
 /// The first byte of a sealed record's stored partition key. A partition key is a Unicode
@@ -272,6 +274,9 @@ impl StoragePlane for LocalStorage {
         let uid = ShardUid(shard.uid);
         let info = self.engine.shard_info(uid);
         let created = info.as_ref().map(|i| i.created_ms).map_err(Clone::clone);
+        let bytes: usize = records.iter().map(|(k, d)| k.len() + d.len()).sum();
+        self.write_counters
+            .record(shard.uid, bytes as u64, records.len() as u64);
         let (records, encrypted) = match &info {
             Ok(i) => self.at_rest.seal(i.stream.0, shard.uid, records),
             Err(_) => (records, false),

@@ -576,6 +576,36 @@ mod tests {
     }
 
     #[test]
+    fn policies_are_part_of_the_map_and_its_checksum() {
+        let text = r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*","Action":"kinesis:PutRecords","Resource":"*"}}"#;
+        let plain = ShardMap::build(2, vec![stream("s", 1)]).unwrap();
+        let mut with = stream("s", 1);
+        with.policies.stream = Some(Arc::new(ResourcePolicy::parse(text).unwrap()));
+        let m2 = ShardMap::build(2, vec![with.clone()]).unwrap();
+        assert_ne!(plain.checksum(), m2.checksum());
+        // A delta that only changes a policy carries it and verifies.
+        let m1 = ShardMap::build(1, vec![stream("s", 1)]).unwrap();
+        let d = m1.diff(&m2);
+        assert_eq!(d.upserts, vec![with]);
+        let applied = m1.apply(&d).unwrap();
+        assert_eq!(
+            applied
+                .stream("s")
+                .unwrap()
+                .policies
+                .stream
+                .as_ref()
+                .unwrap()
+                .text(),
+            text
+        );
+        // A tampered policy text fails the checksum.
+        let mut bad = d.clone();
+        bad.upserts[0].policies.stream = Some(Arc::new(ResourcePolicy::parse_or_deny_all("{}")));
+        assert!(matches!(m1.apply(&bad), Err(MapError::Checksum { .. })));
+    }
+
+    #[test]
     fn invalid_maps_and_deltas_are_refused() {
         let mut s = stream("s", 4);
         s.shards[1].hash_range.end -= 1;
