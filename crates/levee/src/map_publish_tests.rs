@@ -274,7 +274,7 @@ async fn the_http_source_follows_a_running_node_and_approve_swaps_a_held_map() {
         .handle();
     let shared = Arc::new(crate::admin::Shared::new(cfg, prom, admin_addr, None));
     let _ = shared.node.set(node.clone());
-    tokio::spawn(crate::admin::serve(listener, shared));
+    tokio::spawn(crate::admin::serve(listener, shared.clone()));
     // A second front-end, elsewhere, following the node's control plane over HTTP.
     let remote = keeper_on(Arc::new(OsVfs), &dir.path().join("remote"));
     let source = HttpSource {
@@ -297,6 +297,14 @@ async fn the_http_source_follows_a_running_node_and_approve_swaps_a_held_map() {
     node.map_barrier().await;
     assert_eq!(node.keeper.status().held_version, Some(12));
     assert_eq!(node.maps.current().version(), 11);
+    // The status page shows it, with the command that approves it.
+    let st = crate::admin::status::collect(&shared);
+    assert_eq!(st.shard_map.keeper.as_ref().unwrap().held_version, Some(12));
+    let html = crate::admin::status::html(&st);
+    assert!(
+        html.contains("map alarm <b>held</b>") && html.contains("approve-map 12"),
+        "{html}"
+    );
     // The operator approves it on the node's admin listener.
     let url = format!("http://{admin_addr}/map/approve?version=12");
     let (code, body) =

@@ -71,6 +71,12 @@ pub fn render(v: &Value) -> String {
         m["age_s"].as_f64().unwrap_or(0.0),
         s(&m["valid"])
     );
+    if let Some(why) = m["keeper"]["not_ready_reason"].as_str() {
+        let _ = writeln!(o, "not ready: {why}");
+    }
+    for a in m["keeper"]["alarms"].as_array().into_iter().flatten() {
+        let _ = writeln!(o, "MAP ALARM: {}: {}", s(&a["kind"]), s(&a["message"]));
+    }
     let t = &v["totals"];
     let _ = writeln!(
         o,
