@@ -490,7 +490,7 @@ mod tests {
             },
         );
         // Every other stream carries policies, one of them a text that no longer parses.
-        let policies = if n % 2 == 0 {
+        let policies = if n.is_multiple_of(2) {
             let text = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Principal":{"AWS":"111122223333"},"Action":"kinesis:PutRecords","Resource":"*"}]}"#;
             Policies {
                 stream: Some(Arc::new(ResourcePolicy::parse(text).unwrap())),
