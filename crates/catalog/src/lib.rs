@@ -982,13 +982,14 @@ impl Catalog {
     }
 
     fn build_map(&self, version: u64) -> Result<ShardMap, CatalogError> {
-        ShardMap::build(
+        ShardMap::build_with_nodes(
             version,
             self.state
                 .streams
                 .values()
                 .map(|s| s.route_reusing(self.map.stream(&s.name).map(|r| &**r)))
                 .collect(),
+            self.node_table(),
         )
         .map_err(|e| CatalogError::InternalFailure {
             reason: format!("shard map {version}: {e}"),

@@ -220,3 +220,41 @@ fn nodes_survive_a_snapshot_and_restore() {
     assert_eq!(restored.nodes(), c.nodes());
     assert_eq!(restored.state(), c.state());
 }
+
+#[test]
+fn the_map_carries_every_registered_node() {
+    let mut c = catalog(4, 4);
+    assert!(
+        c.shard_map().nodes().is_empty(),
+        "the embedded map has no node table"
+    );
+    c.apply(&register(2, NodeRole::Storage, CELL_DEFAULT))
+        .unwrap();
+    c.apply(&register(7, NodeRole::Frontend, CELL_DEFAULT))
+        .unwrap();
+    let m = c.shard_map();
+    let storage = m.node(NodeId(2)).unwrap();
+    assert_eq!(
+        (storage.address.as_str(), storage.storage),
+        ("127.0.0.2:7000", true)
+    );
+    assert!(!m.node(NodeId(7)).unwrap().storage);
+    // A renewal changes nothing the map holds: no new version.
+    let v = c.map_version();
+    c.apply(&Command::RegisterNode {
+        id: 7,
+        role: NodeRole::Frontend,
+        address: "127.0.0.7:7000".into(),
+        cell: CELL_DEFAULT.into(),
+        now_ms: 99_000,
+    })
+    .unwrap();
+    assert_eq!(c.map_version(), v);
+    c.apply(&Command::DeregisterNode { id: 7 }).unwrap();
+    let m = c.shard_map();
+    assert!(m.node(NodeId(7)).is_none());
+    assert_eq!(m.nodes().len(), 1);
+    // The delta a follower gets carries the new table.
+    let d = c.map_delta_since(v).unwrap();
+    assert_eq!(d.nodes.as_ref().map(|n| n.len()), Some(1));
+}

@@ -10,6 +10,10 @@
 //! open shards (ties to the lowest id), in a replica group of that one node (groups of one
 //! until replication arrives; the map's shape does not change then). With no storage node
 //! registered (the embedded mode) shards go to the catalog's configured node.
+//!
+//! Every registered node is in the shard map's node table (address, cell, role), so a
+//! front-end finds storage nodes — and `levee status --fleet` finds every node — from its own
+//! persisted map, without asking the control plane.
 
 use std::collections::BTreeMap;
 
@@ -107,8 +111,9 @@ impl Catalog {
             let moved = existing.address != address;
             existing.address = address.to_string();
             existing.renewed_ms = now_ms;
-            // A storage node's new address changes where front-ends send its shards' calls.
-            return Ok((Outcome::NodeRegistered, moved && role == NodeRole::Storage));
+            // A new address is a map change: front-ends send a storage node's shards' calls
+            // there, and the fleet view reads every node's status there.
+            return Ok((Outcome::NodeRegistered, moved));
         }
         let cap = match role {
             NodeRole::Storage => self.config.storage_nodes_per_cell_max,
@@ -137,7 +142,7 @@ impl Catalog {
                 renewed_ms: now_ms,
             },
         );
-        Ok((Outcome::NodeRegistered, role == NodeRole::Storage))
+        Ok((Outcome::NodeRegistered, true))
     }
 
     pub(crate) fn deregister_node(&mut self, id: u64) -> Result<(Outcome, bool), CatalogError> {
@@ -146,8 +151,7 @@ impl Catalog {
                 "Node {id} is not registered."
             )));
         };
-        let role = node.role;
-        if role == NodeRole::Storage {
+        if node.role == NodeRole::Storage {
             let owned = self
                 .state
                 .streams
@@ -162,7 +166,25 @@ impl Catalog {
             }
         }
         self.state.nodes.remove(&id);
-        Ok((Outcome::NodeDeregistered, role == NodeRole::Storage))
+        Ok((Outcome::NodeDeregistered, true))
+    }
+
+    /// The node table the map carries: every registered node's address, cell and role.
+    pub(crate) fn node_table(&self) -> levee_map::NodeTable {
+        self.state
+            .nodes
+            .values()
+            .map(|n| {
+                (
+                    levee_map::NodeId(n.id),
+                    levee_map::NodeEntry {
+                        address: n.address.clone(),
+                        cell: n.cell.clone(),
+                        storage: n.role == NodeRole::Storage,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// Where the next shards of a stream of `cell` go.

@@ -136,6 +136,7 @@ fn a_feed_with_a_hole_or_damage_is_refused() {
         to_version: 2,
         upserts: vec![bad],
         removals: vec![],
+        nodes: None,
         checksum: 0,
     };
     let err = build(&base, &codec::encode_delta(&delta)).unwrap_err();

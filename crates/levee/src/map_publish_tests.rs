@@ -227,8 +227,11 @@ async fn persist_faults_leave_the_live_map_and_are_retried() {
             alarm.message
         );
         vfs.clear();
-        until("the retry", || k.holder().current().version() == 2).await;
-        assert!(k.status().alarms.is_empty());
+        // The swap and the alarm's clearing are two steps: await both.
+        until("the retry", || {
+            k.holder().current().version() == 2 && k.status().alarms.is_empty()
+        })
+        .await;
         assert_eq!(k.status().generations, vec![2, 1]);
     }
 }

@@ -27,7 +27,9 @@
 //! the shards, the stream's resource policies: a u8 (1 if the stream has one) and its text,
 //! then a consumer count u32 and for each its name (u16 length), ARN and policy text. Texts
 //! are a u32 length + UTF-8; policies are parsed again on decode (a text that no longer
-//! parses denies everything, as the catalog's own reading does).
+//! parses denies everything, as the catalog's own reading does). A snapshot may end with the
+//! node table and a delta with a changed node table (count u32; per node: id u64, address and
+//! cell as u16 length + UTF-8, a u8 1 for storage); a map without nodes omits it.
 //!
 //! This module does no I/O.
 
@@ -36,8 +38,8 @@ use std::sync::Arc;
 use levee_policy::ResourcePolicy;
 
 use crate::{
-    ConsumerPolicy, GroupId, HashRange, MapDelta, MapError, NodeId, Policies, ShardId, ShardMap,
-    ShardRoute, StreamRoute, StreamState,
+    ConsumerPolicy, GroupId, HashRange, MapDelta, MapError, NodeEntry, NodeId, NodeTable, Policies,
+    ShardId, ShardMap, ShardRoute, StreamRoute, StreamState,
 };
 
 const MAGIC: [u8; 4] = *b"LVMF";
@@ -99,6 +101,10 @@ pub fn encode_map(map: &ShardMap) -> Vec<u8> {
     for s in map.streams() {
         put_stream(&mut body, s);
     }
+    // The node table is a tail a map without nodes (the embedded mode) omits.
+    if !map.nodes().is_empty() {
+        put_nodes(&mut body, map.nodes());
+    }
     frame(KIND_SNAPSHOT, &body)
 }
 
@@ -116,7 +122,22 @@ pub fn encode_delta(delta: &MapDelta) -> Vec<u8> {
     for name in &delta.removals {
         put_name(&mut body, name);
     }
+    if let Some(nodes) = &delta.nodes {
+        put_nodes(&mut body, nodes);
+    }
     frame(KIND_DELTA, &body)
+}
+
+/// The node table: count u32, then per node id u64, address and cell (u16 length + UTF-8),
+/// and a u8 (1 storage, 0 front-end).
+fn put_nodes(b: &mut Vec<u8>, nodes: &NodeTable) {
+    b.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
+    for (id, n) in nodes {
+        b.extend_from_slice(&id.0.to_le_bytes());
+        put_name(b, &n.address);
+        put_name(b, &n.cell);
+        b.push(u8::from(n.storage));
+    }
 }
 
 /// Decodes exactly one snapshot frame (a persisted generation, a snapshot answer).
@@ -189,8 +210,13 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, usize), CodecError> {
             for _ in 0..n {
                 streams.push(r.stream()?);
             }
+            let nodes = if r.at_end() {
+                NodeTable::new()
+            } else {
+                r.nodes()?
+            };
             r.done()?;
-            let map = ShardMap::build(version, streams)?;
+            let map = ShardMap::build_with_nodes(version, streams, nodes)?;
             if map.checksum() != checksum {
                 return Err(MapError::Checksum {
                     version,
@@ -215,12 +241,14 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, usize), CodecError> {
             for _ in 0..n {
                 removals.push(r.name()?);
             }
+            let nodes = if r.at_end() { None } else { Some(r.nodes()?) };
             r.done()?;
             Frame::Delta(MapDelta {
                 from_version,
                 to_version,
                 upserts,
                 removals,
+                nodes,
                 checksum,
             })
         }
@@ -438,6 +466,44 @@ impl<'a> Reader<'a> {
             .map_err(|_| CodecError::Malformed(format!("text at byte {at} is not UTF-8")))
     }
 
+    fn at_end(&self) -> bool {
+        self.at == self.b.len()
+    }
+
+    fn nodes(&mut self) -> Result<NodeTable, CodecError> {
+        let n = self.count(8 + 2 + 2 + 1)?;
+        let mut table = NodeTable::new();
+        for _ in 0..n {
+            let id = NodeId(self.u64()?);
+            let address = self.name()?;
+            let cell = self.name()?;
+            let storage = match self.u8()? {
+                0 => false,
+                1 => true,
+                b => {
+                    return Err(CodecError::Malformed(format!(
+                        "node {} role byte {b}",
+                        id.0
+                    )))
+                }
+            };
+            if table
+                .insert(
+                    id,
+                    NodeEntry {
+                        address,
+                        cell,
+                        storage,
+                    },
+                )
+                .is_some()
+            {
+                return Err(CodecError::Malformed(format!("node {} listed twice", id.0)));
+            }
+        }
+        Ok(table)
+    }
+
     fn done(&self) -> Result<(), CodecError> {
         if self.at != self.b.len() {
             return Err(CodecError::Malformed(format!(
@@ -527,14 +593,36 @@ mod tests {
         (
             any::<u64>(),
             proptest::collection::vec((1u32..40, any::<u8>(), 0u64..4), 0..6),
+            proptest::collection::btree_map(
+                0u64..8,
+                (
+                    "127\\.0\\.0\\.[0-9]{1,3}:[0-9]{2,5}",
+                    "cell-[0-9]",
+                    any::<bool>(),
+                ),
+                0..4,
+            ),
         )
-            .prop_map(|(version, specs)| {
+            .prop_map(|(version, specs, nodes)| {
                 let streams = specs
                     .into_iter()
                     .enumerate()
                     .map(|(i, (n, st, node))| stream(&format!("s-{i}"), n, state_of(st), node))
                     .collect();
-                ShardMap::build(version, streams).unwrap()
+                let nodes = nodes
+                    .into_iter()
+                    .map(|(id, (address, cell, storage))| {
+                        (
+                            NodeId(id),
+                            NodeEntry {
+                                address,
+                                cell,
+                                storage,
+                            },
+                        )
+                    })
+                    .collect();
+                ShardMap::build_with_nodes(version, streams, nodes).unwrap()
             })
     }
 

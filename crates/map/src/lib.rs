@@ -296,11 +296,26 @@ pub enum MapError {
     Checksum { version: u64, want: u32, got: u32 },
 }
 
-/// An immutable routing table. Cheap to clone (streams are shared).
+/// A registered node as the map carries it: where its inter-node listener is, its cell, and
+/// whether it is a storage node (shards are placed on those) or a front-end.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NodeEntry {
+    /// `ip:port` of its inter-node listener.
+    pub address: String,
+    pub cell: String,
+    pub storage: bool,
+}
+
+/// The nodes of a map, by id.
+pub type NodeTable = BTreeMap<NodeId, NodeEntry>;
+
+/// An immutable routing table. Cheap to clone (streams and the node table are shared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardMap {
     version: u64,
     streams: BTreeMap<String, Arc<StreamRoute>>,
+    /// Empty in the embedded mode (every shard is this process's).
+    nodes: Arc<NodeTable>,
     checksum: u32,
 }
 
@@ -313,6 +328,8 @@ pub struct MapDelta {
     pub upserts: Vec<StreamRoute>,
     /// Streams removed, by name.
     pub removals: Vec<String>,
+    /// The whole node table, when it changed.
+    pub nodes: Option<NodeTable>,
     /// Checksum of the resulting map.
     pub checksum: u32,
 }
@@ -323,12 +340,22 @@ impl ShardMap {
         ShardMap::build(0, Vec::new()).unwrap_or_else(|_| ShardMap {
             version: 0,
             streams: BTreeMap::new(),
+            nodes: Arc::new(NodeTable::new()),
             checksum: 0,
         })
     }
 
     /// Builds and validates a map. Streams in state Creating or Deleting may have no shards.
     pub fn build(version: u64, streams: Vec<StreamRoute>) -> Result<ShardMap, MapError> {
+        ShardMap::build_with_nodes(version, streams, NodeTable::new())
+    }
+
+    /// [`ShardMap::build`] with the fleet's node table.
+    pub fn build_with_nodes(
+        version: u64,
+        streams: Vec<StreamRoute>,
+        nodes: NodeTable,
+    ) -> Result<ShardMap, MapError> {
         let mut m = BTreeMap::new();
         for s in streams {
             if !s.shards.is_empty() || s.state == StreamState::Active {
@@ -336,12 +363,22 @@ impl ShardMap {
             }
             m.insert(s.name.clone(), Arc::new(s));
         }
-        let checksum = checksum_of(version, &m);
+        let checksum = checksum_of(version, &m, &nodes);
         Ok(ShardMap {
             version,
             streams: m,
+            nodes: Arc::new(nodes),
             checksum,
         })
+    }
+
+    /// The registered nodes (empty in the embedded mode).
+    pub fn nodes(&self) -> &NodeTable {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeEntry> {
+        self.nodes.get(&id)
     }
 
     pub fn version(&self) -> u64 {
@@ -362,7 +399,7 @@ impl ShardMap {
 
     /// Recomputes the checksum and compares it with the stored one.
     pub fn verify(&self) -> Result<(), MapError> {
-        let got = checksum_of(self.version, &self.streams);
+        let got = checksum_of(self.version, &self.streams, &self.nodes);
         if got != self.checksum {
             return Err(MapError::Checksum {
                 version: self.version,
@@ -392,6 +429,7 @@ impl ShardMap {
             to_version: next.version,
             upserts,
             removals,
+            nodes: (self.nodes != next.nodes).then(|| NodeTable::clone(&next.nodes)),
             checksum: next.checksum,
         }
     }
@@ -414,7 +452,11 @@ impl ShardMap {
             }
             streams.insert(s.name.clone(), Arc::new(s.clone()));
         }
-        let got = checksum_of(delta.to_version, &streams);
+        let nodes = match &delta.nodes {
+            Some(table) => Arc::new(table.clone()),
+            None => self.nodes.clone(),
+        };
+        let got = checksum_of(delta.to_version, &streams, &nodes);
         if got != delta.checksum {
             return Err(MapError::Checksum {
                 version: delta.to_version,
@@ -425,13 +467,20 @@ impl ShardMap {
         Ok(ShardMap {
             version: delta.to_version,
             streams,
+            nodes,
             checksum: got,
         })
     }
 }
 
 /// CRC32C over a canonical little-endian encoding of the map's content.
-fn checksum_of(version: u64, streams: &BTreeMap<String, Arc<StreamRoute>>) -> u32 {
+/// An empty node table adds nothing, so embedded maps keep the checksums they had before
+/// nodes were part of the map.
+fn checksum_of(
+    version: u64,
+    streams: &BTreeMap<String, Arc<StreamRoute>>,
+    nodes: &NodeTable,
+) -> u32 {
     let mut crc = crc32c::crc32c(&version.to_le_bytes());
     let mut put = |bytes: &[u8]| crc = crc32c::crc32c_append(crc, bytes);
     for s in streams.values() {
@@ -471,6 +520,18 @@ fn checksum_of(version: u64, streams: &BTreeMap<String, Arc<StreamRoute>>) -> u3
             text(&mut put, c.policy.text());
         }
     }
+    if !nodes.is_empty() {
+        put(b"nodes");
+        put(&(nodes.len() as u64).to_le_bytes());
+        for (id, n) in nodes {
+            put(&id.0.to_le_bytes());
+            put(&(n.address.len() as u64).to_le_bytes());
+            put(n.address.as_bytes());
+            put(&(n.cell.len() as u64).to_le_bytes());
+            put(n.cell.as_bytes());
+            put(&[u8::from(n.storage)]);
+        }
+    }
     crc
 }
 
@@ -501,6 +562,47 @@ mod tests {
                 .collect(),
             policies: Policies::default(),
         }
+    }
+
+    fn node(address: &str, storage: bool) -> NodeEntry {
+        NodeEntry {
+            address: address.into(),
+            cell: "cell-1".into(),
+            storage,
+        }
+    }
+
+    #[test]
+    fn the_node_table_travels_in_snapshots_and_only_changed_in_deltas() {
+        let nodes: NodeTable = [
+            (NodeId(1), node("127.0.0.1:7001", true)),
+            (NodeId(9), node("127.0.0.9:7009", false)),
+        ]
+        .into_iter()
+        .collect();
+        // An empty table leaves the checksum as it was before maps carried nodes.
+        let plain = ShardMap::build(3, vec![stream("s", 2)]).unwrap();
+        let empty = ShardMap::build_with_nodes(3, vec![stream("s", 2)], NodeTable::new()).unwrap();
+        assert_eq!(plain.checksum(), empty.checksum());
+        let a = ShardMap::build_with_nodes(3, vec![stream("s", 2)], nodes.clone()).unwrap();
+        assert_ne!(a.checksum(), plain.checksum(), "nodes are in the checksum");
+        assert_eq!(a.node(NodeId(9)), Some(&node("127.0.0.9:7009", false)));
+        // A stream change alone: the delta carries no node table.
+        let b = ShardMap::build_with_nodes(4, vec![stream("s", 3)], nodes.clone()).unwrap();
+        let d = a.diff(&b);
+        assert_eq!(d.nodes, None);
+        assert_eq!(a.apply(&d).unwrap(), b);
+        // A node moves: the delta carries the whole new table, and applying it checks out.
+        let mut moved = nodes;
+        moved.insert(NodeId(1), node("127.0.0.1:7999", true));
+        let c = ShardMap::build_with_nodes(5, vec![stream("s", 3)], moved.clone()).unwrap();
+        let d = b.diff(&c);
+        assert_eq!(d.nodes.as_ref(), Some(&moved));
+        assert_eq!(b.apply(&d).unwrap(), c);
+        // A delta that lies about the table fails its checksum.
+        let mut lying = d.clone();
+        lying.nodes = Some(NodeTable::new());
+        assert!(matches!(b.apply(&lying), Err(MapError::Checksum { .. })));
     }
 
     #[test]

@@ -54,6 +54,26 @@ impl NodeDirectory for StaticDirectory {
     }
 }
 
+/// The node table of a front-end's current map: the fleet's own directory, so a front-end
+/// needs nothing but its map to reach any storage node (and keeps reaching them from its
+/// persisted map while the control plane is away). Addresses are `ip:port`; a map address
+/// that does not parse routes nowhere (the call fails as unavailable, and is logged).
+pub struct MapDirectory(pub Arc<levee_frontend::backend::MapHolder>);
+
+impl NodeDirectory for MapDirectory {
+    fn address(&self, node: NodeId) -> Option<SocketAddr> {
+        let map = self.0.current();
+        let entry = map.node(node)?;
+        match entry.address.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                tracing::error!(node = node.0, address = %entry.address, "node address does not parse");
+                None
+            }
+        }
+    }
+}
+
 /// Limits of a connection pool.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {

@@ -15,5 +15,7 @@ pub mod control;
 pub mod server;
 pub mod transport;
 
-pub use client::{NodeDirectory, Pool, PoolConfig, RemoteStorage, RpcError, StaticDirectory};
+pub use client::{
+    MapDirectory, NodeDirectory, Pool, PoolConfig, RemoteStorage, RpcError, StaticDirectory,
+};
 pub use server::{MapOwnership, Ownership, ServerConfig, StorageServer};

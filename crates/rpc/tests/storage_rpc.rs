@@ -416,3 +416,47 @@ async fn an_unreachable_node_is_a_retryable_error_not_a_hang() {
     let e = remote.tip(&route(&unknown, 0)).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::InternalFailure);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_finds_storage_nodes_through_its_maps_node_table() {
+    let m = map(1, &[1, 2], 1, true);
+    let (a, b) = (node(1, m.clone()).await, node(2, m.clone()).await);
+    // The front-end's map: the same shards, plus where nodes 1 and 2 listen.
+    let table = [(1, &a), (2, &b)]
+        .into_iter()
+        .map(|(id, n)| {
+            (
+                NodeId(id),
+                levee_map::NodeEntry {
+                    address: n.addr.to_string(),
+                    cell: "cell-1".into(),
+                    storage: true,
+                },
+            )
+        })
+        .collect();
+    let streams = m.streams().map(|s| StreamRoute::clone(s)).collect();
+    let holder = Arc::new(MapHolder::default());
+    holder
+        .install(ShardMap::build_with_nodes(1, streams, table).unwrap())
+        .unwrap();
+    let remote = RemoteStorage::new(
+        Pool::new(PoolConfig::default()),
+        Arc::new(levee_rpc::MapDirectory(holder.clone())),
+    );
+    for i in 0..2 {
+        assert_eq!(
+            remote
+                .append(&route(&m, i), recs(2))
+                .await
+                .unwrap()
+                .first_seq_ix,
+            0
+        );
+    }
+    assert_eq!(a.storage.shards.lock().unwrap()[&100].len(), 2);
+    assert_eq!(b.storage.shards.lock().unwrap()[&101].len(), 2);
+    // A node the map does not list is unreachable: a retryable error, not a hang.
+    let elsewhere = map(1, &[3], 1, true);
+    assert!(remote.append(&route(&elsewhere, 0), recs(1)).await.is_err());
+}
