@@ -188,28 +188,41 @@ async fn at_twice_the_limit_goodput_holds_and_shedding_is_fast() {
         .unwrap();
     wait_active(&client, "goodput").await;
     // Capacity (as many clients as the limit) and twice the load, measured in alternating
-    // windows so that other load on a shared machine falls on both alike.
-    let dur = Duration::from_millis(400);
+    // windows so that other load on a shared machine falls on both alike; the ratio of each
+    // pair of windows is one sample, and the median of the samples is judged, so one window
+    // hit by a noisy neighbour does not decide.
+    let dur = Duration::from_millis(300);
     let (mut capacity, mut goodput, mut shed) = (0, 0, Vec::new());
-    for _ in 0..4 {
-        capacity += closed_loop(&client, LIMIT, dur).await.0;
+    let mut ratios = Vec::new();
+    for _ in 0..7 {
+        let cap = closed_loop(&client, LIMIT, dur).await.0;
         let (ok, s) = closed_loop(&client, 2 * LIMIT, dur).await;
+        ratios.push(ok as f64 / cap.max(1) as f64);
+        capacity += cap;
         goodput += ok;
         shed.extend(s);
     }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
     shed.sort();
     let p99 = shed.get(shed.len() * 99 / 100).copied().unwrap_or_default();
     println!(
-        "overload at 2x: capacity {capacity}, goodput {goodput} ({:.0} %), {} shed, shed p99 {p99:?}",
-        100.0 * goodput as f64 / capacity.max(1) as f64,
+        "overload at 2x: capacity {capacity}, goodput {goodput}, median window ratio {:.0} % \
+         (all: {:?}), {} shed, shed p99 {p99:?}",
+        100.0 * median,
+        ratios
+            .iter()
+            .map(|r| (r * 100.0).round())
+            .collect::<Vec<_>>(),
         shed.len()
     );
-    // A no-collapse check, not a performance figure (those belong to bench/): queueing without
-    // bound or thrashing would drop goodput far below capacity; a shared 2-core CI machine
-    // measures anywhere from ~80 % to ~120 % here, so the bound leaves room for its noise.
+    // The issue's bar: at twice the concurrency limit, goodput is at least 80 % of capacity.
     assert!(
-        goodput as f64 >= 0.5 * capacity as f64,
-        "goodput {goodput} under half of capacity {capacity}: shedding collapsed throughput"
+        median >= 0.8,
+        "goodput at 2x is {:.0} % of capacity (median of {} windows): shedding cost throughput",
+        100.0 * median,
+        ratios.len()
     );
+    assert!(!shed.is_empty(), "twice the limit must shed something");
     assert!(p99 < Duration::from_millis(50), "shed p99 {p99:?}");
 }
