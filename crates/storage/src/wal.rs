@@ -851,7 +851,7 @@ fn align_up(pos: u64) -> u64 {
     pos.div_ceil(BATCH_ALIGN_BYTES) * BATCH_ALIGN_BYTES
 }
 
-fn encode_segment_header(ordinal: u64, nonce: u64, first_index: u64, flags: u32) -> Vec<u8> {
+pub(crate) fn encode_segment_header(ordinal: u64, nonce: u64, first_index: u64, flags: u32) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
     h.put_u32(SEGMENT_MAGIC);
     h.put_u32(FORMAT_VERSION);
@@ -882,14 +882,14 @@ fn decode_segment_header(h: &[u8]) -> Option<(u64, u64, u64, u32)> {
     ))
 }
 
-fn batch_crc(nonce: u64, header: &[u8], payload: &[u8]) -> u32 {
+pub(crate) fn batch_crc(nonce: u64, header: &[u8], payload: &[u8]) -> u32 {
     let crc = crc32c::crc32c(&nonce.to_le_bytes());
     let crc = crc32c::crc32c_append(crc, header.get(..20).unwrap_or(header));
     crc32c::crc32c_append(crc, payload)
 }
 
 /// Parsed batch header: (payload length, first index, count, crc).
-fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
+pub(crate) fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
     if u32_at(h, 0)? != BATCH_MAGIC {
         return None;
     }
@@ -904,7 +904,11 @@ fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
 /// Splits a validated payload into entries; `None` if it does not hold exactly `count` entries.
 fn decode_entries(payload: &[u8], first_index: u64, count: u32) -> Option<Vec<LogEntry<'_>>> {
     let mut r = Reader::new(payload);
-    let mut out = Vec::with_capacity(count as usize);
+    // `count` comes from the disk: reserve no more entries than the payload can hold, or a
+    // CRC-valid header with a huge count would abort the process on allocation (found by the
+    // `wal` fuzz target).
+    let fits = payload.len() / ENTRY_HEADER_BYTES as usize;
+    let mut out = Vec::with_capacity((count as usize).min(fits));
     for i in 0..u64::from(count) {
         let term = r.u64().ok()?;
         let len = r.u32().ok()? as usize;
@@ -1892,5 +1896,37 @@ mod tests {
         // A sequential log refuses explicit-mode segments.
         let rec = Arc::new(Recorder::default());
         assert!(GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec).is_err());
+    }
+
+    /// A CRC-valid batch header claiming billions of entries (crafted, or a bit flip the CRC
+    /// missed) is refused as corrupt; it used to abort the process reserving memory for them.
+    #[test]
+    fn a_batch_count_larger_than_its_payload_is_refused_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), None);
+        log.submit(1, b"x".to_vec()).unwrap().blocking_recv().unwrap().unwrap();
+        drop(log);
+        let path = dir.path().join(segment_name(1));
+        let seg = std::fs::read(&path).unwrap();
+        let (_, nonce, _, _) = decode_segment_header(&seg).unwrap();
+        // The first batch (one entry of 1 byte) ends at 64 + 32 + 13, aligned to 112.
+        let payload = [0u8; 12];
+        let mut header = Vec::new();
+        header.put_u32(BATCH_MAGIC);
+        header.put_u32(payload.len() as u32);
+        header.put_u64(2);
+        header.put_u32(u32::MAX);
+        let crc = batch_crc(nonce, &header, &payload);
+        header.put_u32(crc);
+        header.resize(BATCH_HEADER_BYTES as usize, 0);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&header, 112).unwrap();
+        file.write_all_at(&payload, 112 + BATCH_HEADER_BYTES).unwrap();
+        let rec = Arc::new(Recorder::default());
+        let err = GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("entries do not decode"), "{err}");
     }
 }
