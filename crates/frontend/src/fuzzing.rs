@@ -13,8 +13,8 @@
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use aws_smithy_eventstream::frame::{read_message_from, write_message_to, DecodedFrame};
 use aws_smithy_eventstream::frame::MessageFrameDecoder;
+use aws_smithy_eventstream::frame::{read_message_from, write_message_to, DecodedFrame};
 use aws_smithy_types::event_stream::Message;
 use base64::Engine as _;
 use bytes::BytesMut;
@@ -70,8 +70,13 @@ fn parse_request(data: &[u8]) -> Option<(hyper::Request<()>, &[u8])> {
 
 /// An arbitrary request head and body through SigV4 verification.
 pub fn sigv4(data: &[u8]) {
+    sigv4_accepts(data);
+}
+
+/// [`sigv4`], answering whether verify mode accepted the request (signed with the known key).
+pub fn sigv4_accepts(data: &[u8]) -> bool {
     let Some((req, body)) = parse_request(data) else {
-        return;
+        return false;
     };
     // Insecure mode checks the shape only and never names a caller.
     if let Ok(pending) = Auth::Insecure.begin(&req) {
@@ -85,19 +90,26 @@ pub fn sigv4(data: &[u8]) {
             Ok(caller) => {
                 let caller = caller.expect("verify mode names the caller");
                 assert_eq!(caller.key_id, FUZZ_KEY_ID);
+                true
             }
-            Err(e) => assert_eq!(e.kind, ErrorKind::InvalidSignature, "{e}"),
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::InvalidSignature, "{e}");
+                false
+            }
         },
-        Err(e) => assert!(
-            matches!(
-                e.kind,
-                ErrorKind::MissingAuthenticationToken
-                    | ErrorKind::IncompleteSignature
-                    | ErrorKind::InvalidSignature
-                    | ErrorKind::UnrecognizedClient
-            ),
-            "unexpected auth error {e}"
-        ),
+        Err(e) => {
+            assert!(
+                matches!(
+                    e.kind,
+                    ErrorKind::MissingAuthenticationToken
+                        | ErrorKind::IncompleteSignature
+                        | ErrorKind::InvalidSignature
+                        | ErrorKind::UnrecognizedClient
+                ),
+                "unexpected auth error {e}"
+            );
+            false
+        }
     }
 }
 
@@ -319,4 +331,3 @@ fn check_decoded(codec: &IteratorCodec, r: Result<ShardIterator, IteratorError>)
         Err(IteratorError::Invalid) => {}
     }
 }
-

@@ -49,7 +49,11 @@ fn request(format: WireFormat, data: &[u8]) {
                 ),
             };
             let twice = decode_request(op, WireFormat::Json, &once.encode(WireFormat::Json));
-            assert_eq!(twice.as_ref(), Ok(&once), "{op}: JSON round trip is not stable");
+            assert_eq!(
+                twice.as_ref(),
+                Ok(&once),
+                "{op}: JSON round trip is not stable"
+            );
         }
         Err(err) => {
             let body = encode_error(format, &err);
@@ -58,7 +62,10 @@ fn request(format: WireFormat, data: &[u8]) {
                 WireFormat::Json => decode_response::<serde_json::Value>(format, &body)
                     .map(|_| ciborium::Value::Null),
             };
-            assert!(parsed.is_ok(), "{op}: the error body of {err} does not parse");
+            assert!(
+                parsed.is_ok(),
+                "{op}: the error body of {err} does not parse"
+            );
         }
     }
 }

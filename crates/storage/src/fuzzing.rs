@@ -202,6 +202,7 @@ fn valid_batches(seg: &[u8], nonce: u64, explicit: bool) -> Vec<(u64, Vec<(u64, 
             return out;
         };
         if magic != u32::from_le_bytes(*b"BVWB")
+            || first.checked_add(u64::from(count)).is_none()
             || h + len as usize > end
             || (count == 0 && !explicit)
             || wal::batch_crc(nonce, &seg[pos..h], payload) != crc
@@ -292,7 +293,11 @@ fn sequential_log(cfg: GroupLogConfig, vfs: Arc<MemVfs>, expected: Vec<(u64, u64
     let Ok(log) = GroupLog::open(cfg.clone(), vfs.clone(), None, rec.clone()) else {
         return;
     };
-    assert_eq!(*rec.applied.lock(), expected, "recovery applied other entries");
+    assert_eq!(
+        *rec.applied.lock(),
+        expected,
+        "recovery applied other entries"
+    );
     let ack = log.submit(9, b"after".to_vec()).expect("submit");
     let index = ack
         .blocking_recv()
@@ -309,7 +314,11 @@ fn sequential_log(cfg: GroupLogConfig, vfs: Arc<MemVfs>, expected: Vec<(u64, u64
     }
     let rec2 = Arc::new(Recorder::default());
     let log = GroupLog::open(cfg, vfs, resume, rec2.clone()).expect("a clean log reopens");
-    assert_eq!(*rec2.applied.lock(), all, "the reopened log lost or invented entries");
+    assert_eq!(
+        *rec2.applied.lock(),
+        all,
+        "the reopened log lost or invented entries"
+    );
     drop(log);
 }
 
@@ -340,7 +349,11 @@ fn explicit_log(cfg: GroupLogConfig, vfs: Arc<MemVfs>, expected: Vec<(u64, u64, 
     let mut all = expected;
     all.push((next, 9, b"after".to_vec()));
     let log = GroupLog::open_explicit(cfg, vfs).expect("a clean log reopens");
-    assert_eq!(read_all(&log), all, "the reopened log lost or invented entries");
+    assert_eq!(
+        read_all(&log),
+        all,
+        "the reopened log lost or invented entries"
+    );
     drop(log);
 }
 
@@ -355,7 +368,12 @@ pub fn wal_seeds() -> Vec<Vec<u8>> {
         let log = if explicit {
             GroupLog::open_explicit(cfg.clone(), vfs.clone())
         } else {
-            GroupLog::open(cfg.clone(), vfs.clone(), None, Arc::new(Recorder::default()))
+            GroupLog::open(
+                cfg.clone(),
+                vfs.clone(),
+                None,
+                Arc::new(Recorder::default()),
+            )
         }
         .expect("open");
         if explicit {

@@ -903,6 +903,8 @@ pub(crate) fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
 
 /// Splits a validated payload into entries; `None` if it does not hold exactly `count` entries.
 fn decode_entries(payload: &[u8], first_index: u64, count: u32) -> Option<Vec<LogEntry<'_>>> {
+    // Indexes past u64::MAX do not decode (they overflowed, a panic in debug builds).
+    first_index.checked_add(u64::from(count))?;
     let mut r = Reader::new(payload);
     // `count` comes from the disk: reserve no more entries than the payload can hold, or a
     // CRC-valid header with a huge count would abort the process on allocation (found by the
@@ -1246,15 +1248,15 @@ impl Writer {
                                 ),
                             ));
                         }
+                        let Some(next_index) = first_index.checked_add(u64::from(count)) else {
+                            return Err(Error::corrupt(&seg.path, pos, "batch indexes overflow"));
+                        };
                         let Some(entries) = decode_entries(&payload, first_index, count) else {
                             return Err(Error::corrupt(
                                 &seg.path,
                                 pos,
                                 "batch checksum is valid but its entries do not decode",
                             ));
-                        };
-                        let Some(next_index) = first_index.checked_add(u64::from(count)) else {
-                            return Err(Error::corrupt(&seg.path, pos, "batch indexes overflow"));
                         };
                         if explicit {
                             // The later batch wins: it replaces the log from its first index.
@@ -1898,35 +1900,61 @@ mod tests {
         assert!(GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec).is_err());
     }
 
-    /// A CRC-valid batch header claiming billions of entries (crafted, or a bit flip the CRC
-    /// missed) is refused as corrupt; it used to abort the process reserving memory for them.
+    /// Appends a CRC-valid batch (of `payload`, claiming `count` entries from `first_index`)
+    /// after the first batch of segment 1, as damage the CRC cannot see would look.
+    fn write_crafted_batch(dir: &Path, first_index: u64, count: u32, payload: &[u8]) {
+        let path = dir.join(segment_name(1));
+        let seg = std::fs::read(&path).unwrap();
+        let (_, nonce, _, _) = decode_segment_header(&seg).unwrap();
+        let first_len = u64::from(u32_at(&seg, 68).unwrap());
+        let at = align_up(SEGMENT_HEADER_BYTES + BATCH_HEADER_BYTES + first_len);
+        let mut header = Vec::new();
+        header.put_u32(BATCH_MAGIC);
+        header.put_u32(payload.len() as u32);
+        header.put_u64(first_index);
+        header.put_u32(count);
+        let crc = batch_crc(nonce, &header, payload);
+        header.put_u32(crc);
+        header.resize(BATCH_HEADER_BYTES as usize, 0);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&header, at).unwrap();
+        file.write_all_at(payload, at + BATCH_HEADER_BYTES).unwrap();
+    }
+
+    /// A CRC-valid batch header claiming billions of entries is refused as corrupt; it used to
+    /// abort the process reserving memory for them (found by the `wal` fuzz target).
     #[test]
     fn a_batch_count_larger_than_its_payload_is_refused_without_allocating_it() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = open(dir.path(), None);
         log.submit(1, b"x".to_vec()).unwrap().blocking_recv().unwrap().unwrap();
         drop(log);
-        let path = dir.path().join(segment_name(1));
-        let seg = std::fs::read(&path).unwrap();
-        let (_, nonce, _, _) = decode_segment_header(&seg).unwrap();
-        // The first batch (one entry of 1 byte) ends at 64 + 32 + 13, aligned to 112.
-        let payload = [0u8; 12];
-        let mut header = Vec::new();
-        header.put_u32(BATCH_MAGIC);
-        header.put_u32(payload.len() as u32);
-        header.put_u64(2);
-        header.put_u32(u32::MAX);
-        let crc = batch_crc(nonce, &header, &payload);
-        header.put_u32(crc);
-        header.resize(BATCH_HEADER_BYTES as usize, 0);
-        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(&header, 112).unwrap();
-        file.write_all_at(&payload, 112 + BATCH_HEADER_BYTES).unwrap();
+        write_crafted_batch(dir.path(), 2, u32::MAX, &[0u8; 12]);
         let rec = Arc::new(Recorder::default());
         let err = GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec)
             .err()
             .expect("refused");
         assert!(err.to_string().contains("entries do not decode"), "{err}");
+    }
+
+    /// An explicit-mode batch whose indexes run past u64::MAX is refused as corrupt; computing
+    /// them overflowed (a panic in debug builds; found by the `wal` fuzz target).
+    #[test]
+    fn a_batch_whose_indexes_overflow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = explicit(dir.path());
+        put(&log, 1, &[1]);
+        drop(log);
+        let mut payload = Vec::new();
+        for _ in 0..2 {
+            payload.put_u64(1);
+            payload.put_u32(0);
+        }
+        write_crafted_batch(dir.path(), u64::MAX, 2, &payload);
+        let err = GroupLog::open_explicit(config(dir.path()), Arc::new(OsVfs))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("batch indexes overflow"), "{err}");
     }
 }
