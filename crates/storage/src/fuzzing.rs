@@ -146,6 +146,11 @@ impl Applier for Recorder {
     }
 }
 
+/// A batch as the harness reads it: first index, then (term, payload) per entry.
+type Batch = (u64, Vec<(u64, Vec<u8>)>);
+/// A batch to write: first index, then (term, payload) per entry.
+type SeedBatch<'a> = (u64, &'a [(u64, &'a [u8])]);
+
 const ENTRY_MAX: u64 = 1024;
 const NONCE_BASE: u64 = 0x5eed_0000;
 
@@ -183,7 +188,7 @@ fn fix_batch_crcs(seg: &mut [u8], nonce: u64) {
 
 /// The valid batches of a segment, read independently of `wal.rs`'s reader: from the header on,
 /// each CRC-valid batch whose entries decode, until the first that is not.
-fn valid_batches(seg: &[u8], nonce: u64, explicit: bool) -> Vec<(u64, Vec<(u64, Vec<u8>)>)> {
+fn valid_batches(seg: &[u8], nonce: u64, explicit: bool) -> Vec<Batch> {
     let mut out = Vec::new();
     let mut pos = SEGMENT_HEADER_BYTES as usize;
     let end = config().segment_bytes as usize;
@@ -231,11 +236,7 @@ fn valid_batches(seg: &[u8], nonce: u64, explicit: bool) -> Vec<(u64, Vec<(u64, 
 
 /// Applies batches as the format defines: sequential appends; explicit replaces from the
 /// batch's first index. Returns the log's entries and the index it continues at.
-fn replay(
-    batches: &[(u64, Vec<(u64, Vec<u8>)>)],
-    log: &mut BTreeMap<u64, (u64, Vec<u8>)>,
-    mut next: u64,
-) -> u64 {
+fn replay(batches: &[Batch], log: &mut BTreeMap<u64, (u64, Vec<u8>)>, mut next: u64) -> u64 {
     for (first, entries) in batches {
         log.split_off(first);
         for (i, (term, bytes)) in entries.iter().enumerate() {
@@ -377,7 +378,7 @@ pub fn wal_seeds() -> Vec<Vec<u8>> {
         }
         .expect("open");
         if explicit {
-            let batches: [(u64, &[(u64, &[u8])]); 4] = [
+            let batches: [SeedBatch<'_>; 4] = [
                 (1, &[(1, b"a"), (1, b"bb")]),
                 (3, &[(1, b"ccc")]),
                 (2, &[(2, b"overwrite")]),

@@ -851,7 +851,12 @@ fn align_up(pos: u64) -> u64 {
     pos.div_ceil(BATCH_ALIGN_BYTES) * BATCH_ALIGN_BYTES
 }
 
-pub(crate) fn encode_segment_header(ordinal: u64, nonce: u64, first_index: u64, flags: u32) -> Vec<u8> {
+pub(crate) fn encode_segment_header(
+    ordinal: u64,
+    nonce: u64,
+    first_index: u64,
+    flags: u32,
+) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
     h.put_u32(SEGMENT_MAGIC);
     h.put_u32(FORMAT_VERSION);
@@ -1928,7 +1933,11 @@ mod tests {
     fn a_batch_count_larger_than_its_payload_is_refused_without_allocating_it() {
         let dir = tempfile::tempdir().unwrap();
         let (log, _) = open(dir.path(), None);
-        log.submit(1, b"x".to_vec()).unwrap().blocking_recv().unwrap().unwrap();
+        log.submit(1, b"x".to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
         drop(log);
         write_crafted_batch(dir.path(), 2, u32::MAX, &[0u8; 12]);
         let rec = Arc::new(Recorder::default());

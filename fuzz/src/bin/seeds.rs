@@ -40,9 +40,17 @@ fn main() {
         stream.extend_from_slice(&eventstream::exception(format, &err));
         // Mode byte: read frames, 7-byte chunks; with recomputed CRCs.
         write(&dir, &format!("stream{n}"), &[&[6u8][..], &stream].concat());
-        write(&dir, &format!("stream{n}_fix"), &[&[0x40 | 6u8][..], &stream].concat());
+        write(
+            &dir,
+            &format!("stream{n}_fix"),
+            &[&[0x40 | 6u8][..], &stream].concat(),
+        );
         // Mode byte: Levee's own frames from the bytes.
-        write(&dir, &format!("levee{n}"), &[0x80 | n | 4, b'a', b'b', 0xff, b'c'][..]);
+        write(
+            &dir,
+            &format!("levee{n}"),
+            &[0x80 | n | 4, b'a', b'b', 0xff, b'c'][..],
+        );
     }
 
     // Shard iterators: one valid text, its body for the signed mode, and the structured mode.
@@ -61,7 +69,11 @@ fn main() {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(&text)
         .expect("base64");
-    write(&dir, "signed", &[&[1u8][..], &raw[..raw.len() - 16]].concat());
+    write(
+        &dir,
+        "signed",
+        &[&[1u8][..], &raw[..raw.len() - 16]].concat(),
+    );
     let expired = ShardIterator {
         issued_ms: 1_000,
         position: Position::Timestamp(5),
@@ -70,6 +82,14 @@ fn main() {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(codec.encode(&expired))
         .expect("base64");
-    write(&dir, "signed_expired", &[&[1u8 | 16][..], &raw[..raw.len() - 16]].concat());
-    write(&dir, "structured", &[&[2u8][..], &[9u8; 24][..], "stream-é".as_bytes()].concat());
+    write(
+        &dir,
+        "signed_expired",
+        &[&[1u8 | 16][..], &raw[..raw.len() - 16]].concat(),
+    );
+    write(
+        &dir,
+        "structured",
+        &[&[2u8][..], &[9u8; 24][..], "stream-é".as_bytes()].concat(),
+    );
 }
