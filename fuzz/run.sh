@@ -25,7 +25,8 @@ while kill -0 $pid 2>/dev/null; do
   if [ $((now - start)) -ge "$min" ] && [ $((now - last_find)) -ge "$quiet" ]; then break; fi
   if [ $((now - start)) -ge "$max" ]; then break; fi
 done
-kill -INT $pid 2>/dev/null || true
+# SIGINT to afl-fuzz itself (the cargo-afl wrapper does not forward it): AFL writes its stats.
+for child in $(pgrep -P $pid); do kill -INT "$child" 2>/dev/null || true; done
 wait $pid || true
 now=$(date +%s)
 echo "target=$target wall_secs=$((now - start)) since_last_find=$((now - $(awk -F' *: *' '$1=="last_find"{print $2}' "$stats")))"
