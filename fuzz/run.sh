@@ -20,8 +20,9 @@ while kill -0 $pid 2>/dev/null; do
   sleep 15
   [ -f "$stats" ] || continue
   now=$(date +%s)
-  last_find=$(awk -F' *: *' '$1=="last_find"{print $2}' "$stats")
-  [ "$last_find" = 0 ] && last_find=$start
+  # The newest queue entry is the last new find (fuzzer_stats lags by up to a minute).
+  last_find=$(stat -c %Y "$out"/default/queue/id* | sort -n | tail -1)
+  [ "$last_find" -lt "$start" ] && last_find=$start
   if [ $((now - start)) -ge "$min" ] && [ $((now - last_find)) -ge "$quiet" ]; then break; fi
   if [ $((now - start)) -ge "$max" ]; then break; fi
 done
