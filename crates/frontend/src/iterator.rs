@@ -73,7 +73,7 @@ impl IteratorCodec {
         Self { key }
     }
 
-    fn tag(&self, bytes: &[u8]) -> [u8; TAG_BYTES] {
+    pub(crate) fn tag(&self, bytes: &[u8]) -> [u8; TAG_BYTES] {
         let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
             Ok(m) => m,
             // HMAC takes keys of any length; this cannot happen.

@@ -23,6 +23,8 @@ pub mod auth;
 pub mod backend;
 pub mod dataplane;
 pub mod eventstream;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod iterator;
 pub mod limits;

@@ -15,6 +15,8 @@
 //!   them back (for tests).
 
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod operation;
 mod request;
 mod schema;

@@ -30,6 +30,13 @@ macro_rules! requests {
                     $(Request::$op(_) => Operation::$op,)*
                 }
             }
+
+            /// The input encoded as a request body in `format` (what a client would send).
+            pub fn encode(&self, format: WireFormat) -> Vec<u8> {
+                match self {
+                    $(Request::$op(input) => crate::encode_response(format, input),)*
+                }
+            }
         }
 
         fn build(op: Operation, value: ciborium::Value) -> Result<Request, ApiError> {

@@ -28,6 +28,8 @@ mod codec;
 mod command;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod record_file;
 pub mod runtime;
 pub mod store;

@@ -851,7 +851,12 @@ fn align_up(pos: u64) -> u64 {
     pos.div_ceil(BATCH_ALIGN_BYTES) * BATCH_ALIGN_BYTES
 }
 
-fn encode_segment_header(ordinal: u64, nonce: u64, first_index: u64, flags: u32) -> Vec<u8> {
+pub(crate) fn encode_segment_header(
+    ordinal: u64,
+    nonce: u64,
+    first_index: u64,
+    flags: u32,
+) -> Vec<u8> {
     let mut h = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
     h.put_u32(SEGMENT_MAGIC);
     h.put_u32(FORMAT_VERSION);
@@ -882,14 +887,14 @@ fn decode_segment_header(h: &[u8]) -> Option<(u64, u64, u64, u32)> {
     ))
 }
 
-fn batch_crc(nonce: u64, header: &[u8], payload: &[u8]) -> u32 {
+pub(crate) fn batch_crc(nonce: u64, header: &[u8], payload: &[u8]) -> u32 {
     let crc = crc32c::crc32c(&nonce.to_le_bytes());
     let crc = crc32c::crc32c_append(crc, header.get(..20).unwrap_or(header));
     crc32c::crc32c_append(crc, payload)
 }
 
 /// Parsed batch header: (payload length, first index, count, crc).
-fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
+pub(crate) fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
     if u32_at(h, 0)? != BATCH_MAGIC {
         return None;
     }
@@ -903,8 +908,14 @@ fn decode_batch_header(h: &[u8]) -> Option<(u64, u64, u32, u32)> {
 
 /// Splits a validated payload into entries; `None` if it does not hold exactly `count` entries.
 fn decode_entries(payload: &[u8], first_index: u64, count: u32) -> Option<Vec<LogEntry<'_>>> {
+    // Indexes past u64::MAX do not decode (they overflowed, a panic in debug builds).
+    first_index.checked_add(u64::from(count))?;
     let mut r = Reader::new(payload);
-    let mut out = Vec::with_capacity(count as usize);
+    // `count` comes from the disk: reserve no more entries than the payload can hold, or a
+    // CRC-valid header with a huge count would abort the process on allocation (found by the
+    // `wal` fuzz target).
+    let fits = payload.len() / ENTRY_HEADER_BYTES as usize;
+    let mut out = Vec::with_capacity((count as usize).min(fits));
     for i in 0..u64::from(count) {
         let term = r.u64().ok()?;
         let len = r.u32().ok()? as usize;
@@ -1242,15 +1253,15 @@ impl Writer {
                                 ),
                             ));
                         }
+                        let Some(next_index) = first_index.checked_add(u64::from(count)) else {
+                            return Err(Error::corrupt(&seg.path, pos, "batch indexes overflow"));
+                        };
                         let Some(entries) = decode_entries(&payload, first_index, count) else {
                             return Err(Error::corrupt(
                                 &seg.path,
                                 pos,
                                 "batch checksum is valid but its entries do not decode",
                             ));
-                        };
-                        let Some(next_index) = first_index.checked_add(u64::from(count)) else {
-                            return Err(Error::corrupt(&seg.path, pos, "batch indexes overflow"));
                         };
                         if explicit {
                             // The later batch wins: it replaces the log from its first index.
@@ -1892,5 +1903,67 @@ mod tests {
         // A sequential log refuses explicit-mode segments.
         let rec = Arc::new(Recorder::default());
         assert!(GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec).is_err());
+    }
+
+    /// Appends a CRC-valid batch (of `payload`, claiming `count` entries from `first_index`)
+    /// after the first batch of segment 1, as damage the CRC cannot see would look.
+    fn write_crafted_batch(dir: &Path, first_index: u64, count: u32, payload: &[u8]) {
+        let path = dir.join(segment_name(1));
+        let seg = std::fs::read(&path).unwrap();
+        let (_, nonce, _, _) = decode_segment_header(&seg).unwrap();
+        let first_len = u64::from(u32_at(&seg, 68).unwrap());
+        let at = align_up(SEGMENT_HEADER_BYTES + BATCH_HEADER_BYTES + first_len);
+        let mut header = Vec::new();
+        header.put_u32(BATCH_MAGIC);
+        header.put_u32(payload.len() as u32);
+        header.put_u64(first_index);
+        header.put_u32(count);
+        let crc = batch_crc(nonce, &header, payload);
+        header.put_u32(crc);
+        header.resize(BATCH_HEADER_BYTES as usize, 0);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&header, at).unwrap();
+        file.write_all_at(payload, at + BATCH_HEADER_BYTES).unwrap();
+    }
+
+    /// A CRC-valid batch header claiming billions of entries is refused as corrupt; it used to
+    /// abort the process reserving memory for them (found by the `wal` fuzz target).
+    #[test]
+    fn a_batch_count_larger_than_its_payload_is_refused_without_allocating_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path(), None);
+        log.submit(1, b"x".to_vec())
+            .unwrap()
+            .blocking_recv()
+            .unwrap()
+            .unwrap();
+        drop(log);
+        write_crafted_batch(dir.path(), 2, u32::MAX, &[0u8; 12]);
+        let rec = Arc::new(Recorder::default());
+        let err = GroupLog::open(config(dir.path()), Arc::new(OsVfs), None, rec)
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("entries do not decode"), "{err}");
+    }
+
+    /// An explicit-mode batch whose indexes run past u64::MAX is refused as corrupt; computing
+    /// them overflowed (a panic in debug builds; found by the `wal` fuzz target).
+    #[test]
+    fn a_batch_whose_indexes_overflow_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = explicit(dir.path());
+        put(&log, 1, &[1]);
+        drop(log);
+        let mut payload = Vec::new();
+        for _ in 0..2 {
+            payload.put_u64(1);
+            payload.put_u32(0);
+        }
+        write_crafted_batch(dir.path(), u64::MAX, 2, &payload);
+        let err = GroupLog::open_explicit(config(dir.path()), Arc::new(OsVfs))
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("batch indexes overflow"), "{err}");
     }
 }
