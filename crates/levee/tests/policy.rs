@@ -8,7 +8,6 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
@@ -273,34 +272,6 @@ async fn a_deny_refuses_one_principal_and_cross_account_needs_an_allow() {
     drop(s.server);
 }
 
-async fn active_consumer(c: &aws_sdk_kinesis::Client) -> String {
-    let arn = c
-        .register_stream_consumer()
-        .stream_arn(STREAM_ARN)
-        .consumer_name("app")
-        .send()
-        .await
-        .unwrap()
-        .consumer()
-        .unwrap()
-        .consumer_arn()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = c
-            .describe_stream_consumer()
-            .consumer_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        if d.consumer_description().unwrap().consumer_status().as_str() == "ACTIVE" {
-            return arn;
-        }
-        assert!(Instant::now() < deadline, "consumer never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// SubscribeToShard on `shard`: `Ok` once the first event arrived, or the error's code and text.
 async fn subscribe(
     c: &aws_sdk_kinesis::Client,
@@ -331,7 +302,7 @@ async fn subscribe(
 async fn a_consumer_policy_judges_subscribe_to_shard() {
     // Three shards, so each subscription below has its own (consumer, shard) slot.
     let s = setup(3).await;
-    let consumer = active_consumer(&s.admin).await;
+    let consumer = active_consumer(&s.admin, STREAM_ARN, "app").await;
     put_policy(
         &s.admin,
         &consumer,

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::types::{ShardIteratorType, StartingPosition, SubscribeToShardEventStream};
 use aws_smithy_types::Blob;
-use common::{wait_active, Server};
+use common::{active_consumer, wait_active, Server};
 
 const HEARTBEAT_MS: u64 = 300;
 const DURATION_MS: u64 = 3000;
@@ -86,31 +86,7 @@ async fn stream_with_consumer(client: &aws_sdk_kinesis::Client, name: &str) -> S
         .unwrap();
     wait_active(client, name).await;
     let arn = format!("arn:aws:kinesis:us-east-1:000000000000:stream/{name}");
-    let consumer = client
-        .register_stream_consumer()
-        .stream_arn(&arn)
-        .consumer_name("app")
-        .send()
-        .await
-        .unwrap()
-        .consumer()
-        .unwrap()
-        .consumer_arn()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = client
-            .describe_stream_consumer()
-            .consumer_arn(&consumer)
-            .send()
-            .await
-            .unwrap();
-        if d.consumer_description().unwrap().consumer_status().as_str() == "ACTIVE" {
-            return consumer;
-        }
-        assert!(Instant::now() < deadline, "consumer never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    active_consumer(client, &arn, "app").await
 }
 
 fn position(kind: ShardIteratorType, seq: Option<&str>) -> StartingPosition {

@@ -13,34 +13,6 @@ use common::*;
 
 const STREAM_ARN: &str = "arn:aws:kinesis:us-east-1:000000000000:stream/sub";
 
-async fn consumer(c: &aws_sdk_kinesis::Client, name: &str) -> String {
-    let arn = c
-        .register_stream_consumer()
-        .stream_arn(STREAM_ARN)
-        .consumer_name(name)
-        .send()
-        .await
-        .unwrap()
-        .consumer()
-        .unwrap()
-        .consumer_arn()
-        .to_owned();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let d = c
-            .describe_stream_consumer()
-            .consumer_arn(&arn)
-            .send()
-            .await
-            .unwrap();
-        if d.consumer_description().unwrap().consumer_status().as_str() == "ACTIVE" {
-            return arn;
-        }
-        assert!(Instant::now() < deadline, "consumer never became ACTIVE");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// SubscribeToShard; `Ok` with the open subscription, or the error's code and text.
 async fn subscribe(
     c: &aws_sdk_kinesis::Client,
@@ -78,8 +50,8 @@ async fn one_subscribe_call_per_second_per_consumer_and_shard() {
         .await
         .unwrap();
     wait_active(&c, "sub").await;
-    let app = consumer(&c, "app").await;
-    let other = consumer(&c, "other").await;
+    let app = active_consumer(&c, STREAM_ARN, "app").await;
+    let other = active_consumer(&c, STREAM_ARN, "other").await;
 
     let first = Instant::now();
     let _held = subscribe(&c, &app, "shardId-000000000000").await.unwrap();

@@ -132,6 +132,41 @@ pub async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) {
     panic!("stream {name} never became ACTIVE");
 }
 
+/// Registers consumer `name` on `stream_arn` and polls until it is ACTIVE; returns its ARN.
+pub async fn active_consumer(
+    client: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+    name: &str,
+) -> String {
+    let arn = client
+        .register_stream_consumer()
+        .stream_arn(stream_arn)
+        .consumer_name(name)
+        .send()
+        .await
+        .expect("RegisterStreamConsumer")
+        .consumer()
+        .expect("consumer")
+        .consumer_arn()
+        .to_owned();
+    for _ in 0..1000 {
+        let d = client
+            .describe_stream_consumer()
+            .consumer_arn(&arn)
+            .send()
+            .await
+            .expect("DescribeStreamConsumer");
+        if d.consumer_description()
+            .map(|c| c.consumer_status().as_str())
+            == Some("ACTIVE")
+        {
+            return arn;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("consumer {name} never became ACTIVE");
+}
+
 /// Reads a shard from TRIM_HORIZON with one GetRecords call.
 pub async fn read_shard(
     client: &aws_sdk_kinesis::Client,
