@@ -1,25 +1,9 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/<target>/`) through the same harness
 //! functions the AFL targets run, so CI checks every input the fuzzer kept without AFL.
 
-use std::path::Path;
-
-fn replay(target: &str, harness: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("corpus {}: {e}", dir.display()))
-        .map(|e| e.expect("corpus entry").path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "corpus {} is empty", dir.display());
-    for path in files {
-        let data = std::fs::read(&path).expect("corpus file");
-        if std::panic::catch_unwind(|| harness(&data)).is_err() {
-            panic!("fuzz input {} fails its harness", path.display());
-        }
-    }
-}
+#[path = "../../../fuzz/corpus_replay.rs"]
+mod corpus_replay;
+use corpus_replay::replay;
 
 #[test]
 fn sigv4_corpus() {
@@ -40,7 +24,7 @@ fn iterator_corpus() {
 /// key are accepted (so the fuzzer explored past every check, not only the early refusals).
 #[test]
 fn sigv4_corpus_holds_accepted_requests() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sigv4");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sigv4");
     let accepted = std::fs::read_dir(&dir)
         .expect("corpus")
         .map(|e| std::fs::read(e.expect("entry").path()).expect("file"))
