@@ -52,6 +52,22 @@ async fn put_10kb(c: &aws_sdk_kinesis::Client, name: &str, round: u64) {
     assert_eq!(out.failed_record_count(), Some(0));
 }
 
+/// Creates a one-shard ON_DEMAND stream (the autoscaler's minimum is set to 1 in these tests).
+async fn create_on_demand(c: &aws_sdk_kinesis::Client, name: &str) {
+    c.create_stream()
+        .stream_name(name)
+        .shard_count(1)
+        .stream_mode_details(
+            StreamModeDetails::builder()
+                .stream_mode(StreamMode::OnDemand)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn on_demand_streams_split_under_load_and_merge_back_after_quiet() {
     let server = Server::start_with(
@@ -70,18 +86,7 @@ async fn on_demand_streams_split_under_load_and_merge_back_after_quiet() {
         ],
     );
     let c = server.client();
-    c.create_stream()
-        .stream_name("od")
-        .shard_count(1)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand(&c, "od").await;
     c.create_stream()
         .stream_name("prov")
         .shard_count(1)
@@ -179,18 +184,7 @@ async fn a_throttled_on_demand_stream_grows_until_writes_are_no_longer_throttled
         ],
     );
     let c = server.client();
-    c.create_stream()
-        .stream_name("od")
-        .shard_count(1)
-        .stream_mode_details(
-            StreamModeDetails::builder()
-                .stream_mode(StreamMode::OnDemand)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    create_on_demand(&c, "od").await;
     wait_active(&c, "od").await;
     // 50 records of 10,000 bytes every 250 ms: 2 MB/s, twice a shard's 1 MiB/s.
     let deadline = Instant::now() + Duration::from_secs(40);
