@@ -134,7 +134,8 @@ pub enum Response {
 }
 
 const TAG_OK: u8 = 0;
-const TAG_API: u8 = 1;
+/// The tag of an answer carrying a Kinesis error (shared by the storage and control protocols).
+pub(crate) const TAG_API: u8 = 1;
 const TAG_STALE: u8 = 2;
 const PAYLOAD_APPENDED: u8 = 1;
 const PAYLOAD_READ: u8 = 2;
@@ -143,6 +144,22 @@ const OP_APPEND: u8 = 1;
 const OP_READ: u8 = 2;
 const OP_TIP: u8 = 3;
 const OP_WAIT: u8 = 4;
+
+/// A Kinesis error: its type name and message.
+pub(crate) fn put_api(out: &mut BytesMut, e: &ApiError) {
+    put_bytes(out, e.kind.type_name().as_bytes());
+    put_bytes(out, e.message.as_bytes());
+}
+
+/// Reads what [`put_api`] wrote; an unknown type name is refused.
+pub(crate) fn read_api(r: &mut Reader) -> Result<ApiError, CodecError> {
+    let name = r.string("error type")?;
+    let kind = ErrorKind::ALL
+        .into_iter()
+        .find(|k| k.type_name() == name)
+        .ok_or(CodecError::Invalid("error type"))?;
+    Ok(ApiError::new(kind, r.string("error message")?))
+}
 
 pub(crate) fn put_bytes(out: &mut BytesMut, b: &[u8]) {
     out.put_u32_le(b.len() as u32);
@@ -253,8 +270,7 @@ pub fn encode_response(resp: &Response) -> Bytes {
         }
         Response::Api(e) => {
             out.put_u8(TAG_API);
-            put_bytes(&mut out, e.kind.type_name().as_bytes());
-            put_bytes(&mut out, e.message.as_bytes());
+            put_api(&mut out, e);
         }
         Response::Stale {
             reason,
@@ -417,14 +433,7 @@ pub fn decode_response(body: Bytes) -> Result<Response, CodecError> {
             }),
             _ => return Err(CodecError::Invalid("payload")),
         }),
-        TAG_API => {
-            let name = r.string("error type")?;
-            let kind = ErrorKind::ALL
-                .into_iter()
-                .find(|k| k.type_name() == name)
-                .ok_or(CodecError::Invalid("error type"))?;
-            Response::Api(ApiError::new(kind, r.string("error message")?))
-        }
+        TAG_API => Response::Api(read_api(&mut r)?),
         TAG_STALE => Response::Stale {
             reason: StaleReason::from_u8(r.u8()?).ok_or(CodecError::Invalid("stale reason"))?,
             map_version: r.u64()?,

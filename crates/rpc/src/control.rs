@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::client::{Pool, RpcError};
-use crate::codec::{put_bytes, CodecError, Reader, FORMAT_VERSION};
+use crate::codec::{put_api, put_bytes, read_api, CodecError, Reader, FORMAT_VERSION, TAG_API};
 use crate::transport::{self, plain, Connections, Handler, Limits};
 
 pub const CALL_PATH: &str = "/control/v1/call";
@@ -50,7 +50,6 @@ pub trait ControlHandler: Send + Sync + 'static {
 }
 
 const TAG_OK: u8 = 0;
-const TAG_API: u8 = 1;
 
 fn format_byte(f: WireFormat) -> u8 {
     match f {
@@ -113,21 +112,6 @@ pub fn decode_call(body: Bytes) -> Result<ControlCall, CodecError> {
     })
 }
 
-fn put_api(out: &mut BytesMut, e: &ApiError) {
-    out.put_u8(TAG_API);
-    put_bytes(out, e.kind.type_name().as_bytes());
-    put_bytes(out, e.message.as_bytes());
-}
-
-fn read_api(r: &mut Reader) -> Result<ApiError, CodecError> {
-    let name = r.string("error type")?;
-    let kind = ErrorKind::ALL
-        .into_iter()
-        .find(|k| k.type_name() == name)
-        .ok_or(CodecError::Invalid("error type"))?;
-    Ok(ApiError::new(kind, r.string("error message")?))
-}
-
 pub fn encode_call_result(result: &Result<Vec<u8>, ApiError>) -> Bytes {
     let mut out = BytesMut::new();
     out.put_u8(FORMAT_VERSION);
@@ -136,7 +120,10 @@ pub fn encode_call_result(result: &Result<Vec<u8>, ApiError>) -> Bytes {
             out.put_u8(TAG_OK);
             put_bytes(&mut out, body);
         }
-        Err(e) => put_api(&mut out, e),
+        Err(e) => {
+            out.put_u8(TAG_API);
+            put_api(&mut out, e);
+        }
     }
     out.freeze()
 }
@@ -164,7 +151,10 @@ pub fn encode_consumer_result(result: &Result<ConsumerInfo, ApiError>) -> Bytes 
             out.put_u8(c.active as u8);
             out.put_u64_le(c.created_ms);
         }
-        Err(e) => put_api(&mut out, e),
+        Err(e) => {
+            out.put_u8(TAG_API);
+            put_api(&mut out, e);
+        }
     }
     out.freeze()
 }
