@@ -322,8 +322,11 @@ async fn a_node_behind_the_callers_map_waits_for_it_instead_of_refusing() {
         let r = route(&newer, 0);
         async move { remote.append(&r, recs(1)).await }
     });
+    // The write is held, not refused: without the catch-up wait it would already have ended
+    // as stale.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!write.is_finished(), "the write waits for the node's map");
     // The node's map catches up while the write waits.
-    tokio::time::sleep(Duration::from_millis(20)).await;
     n.holder.install(newer).unwrap();
     assert_eq!(write.await.unwrap().unwrap().first_seq_ix, 0);
 }
