@@ -293,6 +293,8 @@ impl Shard {
             epoch: self.epoch,
             parent: self.parent_shard_id(),
             adjacent_parent: self.adjacent_parent_shard_id(),
+            created_ms: self.created_ms,
+            closed_ms: self.closed_ms,
         }
     }
 }
@@ -437,6 +439,48 @@ impl Stream {
                 .map(Shard::route)
                 .collect(),
             policies: Policies::default(),
+            facts: self.facts(),
+        }
+    }
+
+    /// What the map carries besides routing (see [`levee_map::StreamFacts`]).
+    fn facts(&self) -> levee_map::StreamFacts {
+        levee_map::StreamFacts {
+            created_ms: self.created_ms,
+            retention_hours: self.retention_hours,
+            on_demand: self.mode == StreamMode::OnDemand,
+            max_record_kib: self.max_record_size_kib,
+            key_id: (self.encryption == EncryptionType::Kms)
+                .then(|| self.key_id.clone().unwrap_or_default()),
+            shard_level_metrics: self
+                .shard_level_metrics
+                .iter()
+                .map(|m| m.as_str().to_owned())
+                .collect(),
+            warm_throughput_mibps: self.warm_throughput_mibps,
+            data_keys: self
+                .data_keys
+                .iter()
+                .map(|k| levee_map::WrappedKey {
+                    version: k.version,
+                    wrapped_hex: k.wrapped_hex.clone(),
+                    master_fingerprint: k.master_fingerprint.clone(),
+                })
+                .collect(),
+            consumers: self
+                .consumers
+                .values()
+                .map(|c| levee_map::ConsumerFact {
+                    name: c.name.clone(),
+                    arn: c.arn.clone(),
+                    state: match c.status {
+                        ConsumerStatus::Creating => levee_map::ConsumerState::Creating,
+                        ConsumerStatus::Active => levee_map::ConsumerState::Active,
+                        ConsumerStatus::Deleting => levee_map::ConsumerState::Deleting,
+                    },
+                    created_ms: c.created_ms,
+                })
+                .collect(),
         }
     }
 
@@ -922,9 +966,10 @@ impl Catalog {
         )
         .then(|| self.state.nodes.clone());
         let result = self.execute(cmd).and_then(|(outcome, routing)| {
-            // Policies route no data but travel in the map: a changed policy (put, deleted,
-            // or gone with its consumer) publishes the next map like a routing change.
-            let routing = routing || self.policies_changed(target.as_deref());
+            // Policies and facts route no data but travel in the map: a changed policy or
+            // setting (retention, consumers, encryption, ...) publishes the next map like a
+            // routing change.
+            let routing = routing || self.entry_changed(target.as_deref());
             self.commit(routing).map(|()| outcome)
         });
         if result.is_err() {
@@ -951,14 +996,14 @@ impl Catalog {
         result
     }
 
-    /// Whether stream `name`'s policies differ from those the current map carries.
-    fn policies_changed(&self, name: Option<&str>) -> bool {
+    /// Whether stream `name`'s map entry (routing, policies, facts) differs from the one the
+    /// current map carries.
+    fn entry_changed(&self, name: Option<&str>) -> bool {
         let Some(name) = name else { return false };
-        let published = self.map.stream(name).map(|r| &r.policies);
-        let now = self.state.streams.get(name).map(|s| s.policies(published));
-        match (published, now) {
-            (Some(a), Some(b)) => *a != b,
-            (None, Some(b)) => b != Policies::default(),
+        let published = self.map.stream(name);
+        match (published, self.state.streams.get(name)) {
+            (Some(a), Some(s)) => **a != s.route_reusing(Some(a)),
+            (None, Some(_)) => true,
             // A removed stream's entry goes with its own routing change.
             (_, None) => false,
         }

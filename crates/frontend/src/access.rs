@@ -298,6 +298,8 @@ mod tests {
                 epoch: 1,
                 parent: None,
                 adjacent_parent: None,
+                created_ms: 0,
+                closed_ms: None,
             }],
             policies: Policies {
                 stream: stream_policy.map(parse),
@@ -310,6 +312,7 @@ mod tests {
                     .into_iter()
                     .collect(),
             },
+            facts: Default::default(),
         };
         ShardMap::build(1, vec![route]).unwrap()
     }

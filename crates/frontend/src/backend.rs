@@ -151,10 +151,21 @@ pub struct ConsumerInfo {
     pub created_ms: u64,
 }
 
+/// A control call as the client sent it: what a fleet front-end forwards whole (the body as
+/// it came, and who signed it).
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub op: levee_protocol::Operation,
+    pub format: WireFormat,
+    pub body: Bytes,
+    pub caller: Option<crate::auth::Caller>,
+}
+
 /// The control plane, as the front-end sees it: control operations are forwarded whole.
 pub trait ControlPlane: Send + Sync + 'static {
-    /// Runs a control operation and returns its encoded response.
-    fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>>;
+    /// Runs a control operation (decoded as `request`, sent as `call`) and returns its encoded
+    /// response in `call.format`.
+    fn call(&self, request: Request, call: CallContext) -> BoxFuture<Result<Vec<u8>, ApiError>>;
     /// Looks up a consumer by ARN (AWS's validation and not-found errors).
     fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
     /// The stream a ListShards `NextToken` continues (no I/O: the token is the control plane's

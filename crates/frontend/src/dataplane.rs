@@ -57,6 +57,22 @@ pub trait StreamSettings: Send + Sync + 'static {
     fn max_record_bytes(&self, stream: &str) -> Option<usize>;
 }
 
+/// [`StreamSettings`] read from the front-end's own map (the stream's facts), so a fleet
+/// front-end needs no control plane for them.
+pub struct MapSettings(pub Arc<crate::backend::MapHolder>);
+
+impl StreamSettings for MapSettings {
+    fn max_record_bytes(&self, stream: &str) -> Option<usize> {
+        let map = self.0.current();
+        let facts = &map.stream(stream)?.facts;
+        Some(
+            usize::try_from(facts.max_record_kib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1024),
+        )
+    }
+}
+
 /// Account and region, for ARNs and error texts.
 #[derive(Debug, Clone)]
 pub struct Identity {

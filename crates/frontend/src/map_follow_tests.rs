@@ -60,9 +60,12 @@ fn stream(name: &str, n: u32, node: u64, state: StreamState) -> StreamRoute {
                 epoch: 1,
                 parent: None,
                 adjacent_parent: None,
+                created_ms: 0,
+                closed_ms: None,
             })
             .collect(),
         policies: Default::default(),
+        facts: Default::default(),
     }
 }
 

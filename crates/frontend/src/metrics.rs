@@ -388,9 +388,12 @@ mod tests {
                     epoch: 1,
                     parent: None,
                     adjacent_parent: None,
+                    created_ms: 0,
+                    closed_ms: None,
                 })
                 .collect(),
             policies: Default::default(),
+            facts: Default::default(),
         }
     }
 

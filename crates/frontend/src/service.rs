@@ -11,7 +11,7 @@ use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, T
 
 use crate::access::{StreamRef, Target};
 use crate::auth::Caller;
-use crate::backend::{BoxFuture, ControlPlane};
+use crate::backend::{BoxFuture, CallContext, ConsumerInfo, ControlPlane};
 use crate::dataplane::{DataPlane, PutEntry};
 use crate::http::{Call, Dispatch, Reply};
 use crate::subscribe::Subscriptions;
@@ -28,6 +28,27 @@ pub struct KinesisService {
 pub struct Service(pub Arc<KinesisService>);
 
 impl KinesisService {
+    /// A registered consumer, from the local map (so subscriptions need no control plane);
+    /// one the map does not carry is asked of the control plane, for AWS's errors.
+    pub async fn consumer(&self, consumer_arn: &str) -> Result<ConsumerInfo, ApiError> {
+        let found = consumer_stream(consumer_arn).and_then(|stream| {
+            let map = self.data.maps.current();
+            let route = map.stream(stream)?;
+            let c = route.facts.consumer_by_arn(consumer_arn)?;
+            Some(ConsumerInfo {
+                consumer_name: c.name.clone(),
+                consumer_arn: c.arn.clone(),
+                stream_name: route.name.clone(),
+                active: c.state == levee_map::ConsumerState::Active,
+                created_ms: c.created_ms,
+            })
+        });
+        match found {
+            Some(c) => Ok(c),
+            None => self.control.consumer(consumer_arn).await,
+        }
+    }
+
     /// Authorizes a verified caller's request by the resource policies in the local map
     /// (see [`crate::access`]). GetRecords is authorized where its iterator is decoded.
     fn authorize(&self, caller: &Caller, request: &Request) -> Result<(), ApiError> {
@@ -182,7 +203,15 @@ impl KinesisService {
                     },
                 ))
             }
-            other => self.control.call(other, format).await,
+            other => {
+                let context = CallContext {
+                    op: call.op,
+                    format,
+                    body: call.body,
+                    caller: call.caller,
+                };
+                self.control.call(other, context).await
+            }
         }
     }
 }
@@ -209,4 +238,11 @@ impl Dispatch for Service {
             this.call(call).await.map(Reply::Body)
         })
     }
+}
+
+/// The stream name in `arn:aws:kinesis:<region>:<account>:stream/<name>/consumer/<c>:<secs>`.
+fn consumer_stream(arn: &str) -> Option<&str> {
+    let (_, rest) = arn.split_once(":stream/")?;
+    let (stream, _) = rest.split_once("/consumer/")?;
+    Some(stream)
 }

@@ -226,7 +226,7 @@ pub async fn subscribe(
     format: WireFormat,
     input: SubscribeToShardInput,
 ) -> Result<mpsc::Receiver<Bytes>, ApiError> {
-    let consumer = svc.control.consumer(&input.consumer_arn).await?;
+    let consumer = svc.consumer(&input.consumer_arn).await?;
     if !consumer.active {
         return Err(not_active(&consumer, &svc.data.identity.account_id));
     }
@@ -389,7 +389,7 @@ async fn pump_events(
         let heartbeat_due = now >= last_event + cfg.heartbeat;
         if heartbeat_due {
             // A deregistered consumer's subscriptions end (checked once per heartbeat).
-            let gone = match svc.control.consumer(&lease.key.0).await {
+            let gone = match svc.consumer(&lease.key.0).await {
                 Ok(c) if c.active => None,
                 Ok(c) => Some(not_active(&c, &svc.data.identity.account_id)),
                 Err(e) => Some(e),
@@ -586,7 +586,7 @@ mod tests {
         fn call(
             &self,
             _request: levee_protocol::Request,
-            _format: WireFormat,
+            _call: crate::backend::CallContext,
         ) -> BoxFuture<Result<Vec<u8>, ApiError>> {
             Box::pin(async { Err(ApiError::new(ErrorKind::InternalFailure, "")) })
         }
@@ -622,8 +622,11 @@ mod tests {
                 epoch: 1,
                 parent: None,
                 adjacent_parent: None,
+                created_ms: 0,
+                closed_ms: None,
             }],
             policies: Default::default(),
+            facts: Default::default(),
         };
         maps.install(ShardMap::build(1, vec![route]).unwrap())
             .unwrap();

@@ -9,8 +9,8 @@ use levee_catalog::ConsumerStatus;
 use levee_catalog::{
     CatalogError, Command, DataKey, EncryptionType, Outcome, ShardLevelMetric, Stream, StreamMode,
 };
-use levee_frontend::backend::{AppendSignals, BoxFuture, ConsumerInfo, ControlPlane};
-use levee_frontend::dataplane::{DataPlane, Identity, StreamSettings};
+use levee_frontend::backend::{AppendSignals, BoxFuture, CallContext, ConsumerInfo, ControlPlane};
+use levee_frontend::dataplane::{DataPlane, Identity, MapSettings};
 use levee_frontend::http::Dispatch;
 use levee_frontend::iterator::IteratorCodec;
 use levee_frontend::service::{KinesisService, Service};
@@ -82,7 +82,7 @@ pub fn service(
         )),
         iterators: IteratorCodec::new(iterator_key),
         now_ms,
-        settings: Arc::new(CatalogSettings { node: node.clone() }),
+        settings: Arc::new(MapSettings(node.maps.clone())),
     };
     let control = Arc::new(LocalControl { node, at_rest });
     Ok(Arc::new(Service(Arc::new(KinesisService {
@@ -90,19 +90,6 @@ pub fn service(
         control,
         subscriptions: Subscriptions::new(subscribe),
     }))))
-}
-
-/// The data plane's per-stream settings, read from the catalog.
-struct CatalogSettings {
-    node: Arc<Node>,
-}
-
-impl StreamSettings for CatalogSettings {
-    fn max_record_bytes(&self, stream: &str) -> Option<usize> {
-        self.node
-            .catalog
-            .read(|c| c.stream(stream).ok().map(Stream::max_record_bytes))
-    }
 }
 
 struct LocalControl {
@@ -1120,7 +1107,8 @@ fn decode_list_token(t: &str) -> Option<(String, u32, u64)> {
 }
 
 impl ControlPlane for LocalControl {
-    fn call(&self, request: Request, format: WireFormat) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+    fn call(&self, request: Request, call: CallContext) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        let format = call.format;
         let this = LocalControl {
             node: self.node.clone(),
             at_rest: self.at_rest.clone(),

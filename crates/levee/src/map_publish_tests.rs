@@ -29,9 +29,12 @@ fn stream(name: &str, n: u32) -> StreamRoute {
                 epoch: 1,
                 parent: None,
                 adjacent_parent: None,
+                created_ms: 0,
+                closed_ms: None,
             })
             .collect(),
         policies: Default::default(),
+        facts: Default::default(),
     }
 }
 

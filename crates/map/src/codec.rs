@@ -38,13 +38,14 @@ use std::sync::Arc;
 use levee_policy::ResourcePolicy;
 
 use crate::{
-    ConsumerPolicy, GroupId, HashRange, MapDelta, MapError, NodeEntry, NodeId, NodeTable, Policies,
-    ShardId, ShardMap, ShardRoute, StreamRoute, StreamState,
+    ConsumerFact, ConsumerPolicy, ConsumerState, GroupId, HashRange, MapDelta, MapError, NodeEntry,
+    NodeId, NodeTable, Policies, ShardId, ShardMap, ShardRoute, StreamFacts, StreamRoute,
+    StreamState, WrappedKey,
 };
 
 const MAGIC: [u8; 4] = *b"LVMF";
 /// The frame format this code writes and reads.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 const KIND_SNAPSHOT: u8 = 1;
 const KIND_DELTA: u8 = 2;
 const HEADER_BYTES: usize = 12;
@@ -52,15 +53,18 @@ const CRC_BYTES: usize = 4;
 /// The largest frame body accepted (a map of about two million shards).
 pub const FRAME_BODY_BYTES_MAX: usize = 256 << 20;
 /// Encoded bytes of a shard (fixed size).
-const SHARD_BYTES: usize = 4 + 8 + 16 + 16 + 1 + 8 + 8 + 8 + 4 + 4;
+const SHARD_BYTES: usize = 4 + 8 + 16 + 16 + 1 + 8 + 8 + 8 + 4 + 4 + 8 + 8;
 /// The fewest bytes a stream can take (empty name, no shards).
-const STREAM_BYTES_MIN: usize = 2 + 8 + 1 + 4 + 1 + 4;
+const STREAM_BYTES_MIN: usize = 2 + 8 + 1 + 4 + 1 + 4 + FACTS_BYTES_MIN;
+/// The fewest bytes a stream's facts can take.
+const FACTS_BYTES_MIN: usize = 8 + 4 + 1 + 4 + 1 + 4 + 1 + 4 + 4;
 /// The fewest bytes a consumer policy can take (empty name, ARN and text).
 const CONSUMER_POLICY_BYTES_MIN: usize = 2 + 4 + 4;
 
 const FLAG_OPEN: u8 = 1;
 const FLAG_PARENT: u8 = 2;
 const FLAG_ADJACENT: u8 = 4;
+const FLAG_CLOSED_AT: u8 = 8;
 
 /// Why bytes are not a map or delta.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,12 +314,17 @@ fn put_stream(b: &mut Vec<u8>, s: &StreamRoute) {
         if sh.adjacent_parent.is_some() {
             flags |= FLAG_ADJACENT;
         }
+        if sh.closed_ms.is_some() {
+            flags |= FLAG_CLOSED_AT;
+        }
         b.push(flags);
         b.extend_from_slice(&sh.group.0.to_le_bytes());
         b.extend_from_slice(&sh.node.0.to_le_bytes());
         b.extend_from_slice(&sh.epoch.to_le_bytes());
         b.extend_from_slice(&sh.parent.map_or(0, |p| p.0).to_le_bytes());
         b.extend_from_slice(&sh.adjacent_parent.map_or(0, |p| p.0).to_le_bytes());
+        b.extend_from_slice(&sh.created_ms.to_le_bytes());
+        b.extend_from_slice(&sh.closed_ms.unwrap_or(0).to_le_bytes());
     }
     match &s.policies.stream {
         None => b.push(0),
@@ -330,6 +339,7 @@ fn put_stream(b: &mut Vec<u8>, s: &StreamRoute) {
         put_text(b, &c.arn);
         put_text(b, c.policy.text());
     }
+    s.facts.encode(b);
 }
 
 fn put_text(b: &mut Vec<u8>, t: &str) {
@@ -412,7 +422,7 @@ impl<'a> Reader<'a> {
             let start = self.u128()?;
             let end = self.u128()?;
             let flags = self.u8()?;
-            if flags & !(FLAG_OPEN | FLAG_PARENT | FLAG_ADJACENT) != 0 {
+            if flags & !(FLAG_OPEN | FLAG_PARENT | FLAG_ADJACENT | FLAG_CLOSED_AT) != 0 {
                 return Err(CodecError::Malformed(format!(
                     "unknown shard flags {flags}"
                 )));
@@ -422,6 +432,8 @@ impl<'a> Reader<'a> {
             let epoch = self.u64()?;
             let parent = self.u32()?;
             let adjacent = self.u32()?;
+            let created_ms = self.u64()?;
+            let closed_ms = self.u64()?;
             shards.push(ShardRoute {
                 shard_id,
                 uid,
@@ -432,6 +444,8 @@ impl<'a> Reader<'a> {
                 epoch,
                 parent: (flags & FLAG_PARENT != 0).then_some(ShardId(parent)),
                 adjacent_parent: (flags & FLAG_ADJACENT != 0).then_some(ShardId(adjacent)),
+                created_ms,
+                closed_ms: (flags & FLAG_CLOSED_AT != 0).then_some(closed_ms),
             });
         }
         let stream_policy = match self.u8()? {
@@ -447,6 +461,7 @@ impl<'a> Reader<'a> {
             let policy = Arc::new(ResourcePolicy::parse_or_deny_all(&self.text()?));
             consumers.push(ConsumerPolicy { name, arn, policy });
         }
+        let facts = self.facts()?;
         Ok(StreamRoute {
             name,
             uid,
@@ -456,6 +471,74 @@ impl<'a> Reader<'a> {
                 stream: stream_policy,
                 consumers,
             },
+            facts,
+        })
+    }
+
+    fn flag(&mut self, what: &str) -> Result<bool, CodecError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            f => Err(CodecError::Malformed(format!("{what} flag {f}"))),
+        }
+    }
+
+    /// The inverse of [`StreamFacts::encode`].
+    fn facts(&mut self) -> Result<StreamFacts, CodecError> {
+        let created_ms = self.u64()?;
+        let retention_hours = self.u32()?;
+        let on_demand = self.flag("on-demand")?;
+        let max_record_kib = self.u32()?;
+        let key_id = if self.flag("key id")? {
+            Some(self.text()?)
+        } else {
+            None
+        };
+        let n = self.count(4)?;
+        let shard_level_metrics = (0..n).map(|_| self.text()).collect::<Result<_, _>>()?;
+        let warm_throughput_mibps = if self.flag("warm throughput")? {
+            Some(self.u32()?)
+        } else {
+            None
+        };
+        let n = self.count(4 + 4 + 4)?;
+        let mut data_keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            data_keys.push(WrappedKey {
+                version: self.u32()?,
+                wrapped_hex: self.text()?,
+                master_fingerprint: self.text()?,
+            });
+        }
+        let n = self.count(4 + 4 + 1 + 8)?;
+        let mut consumers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = self.text()?;
+            let arn = self.text()?;
+            let state = match self.u8()? {
+                0 => ConsumerState::Creating,
+                1 => ConsumerState::Active,
+                2 => ConsumerState::Deleting,
+                s => return Err(CodecError::Malformed(format!("consumer state {s}"))),
+            };
+            let created_ms = self.u64()?;
+            consumers.push(ConsumerFact {
+                name,
+                arn,
+                state,
+                created_ms,
+            });
+        }
+        Ok(StreamFacts {
+            created_ms,
+            retention_hours,
+            on_demand,
+            max_record_kib,
+            key_id,
+            shard_level_metrics,
+            warm_throughput_mibps,
+            data_keys,
+            consumers,
         })
     }
 
@@ -535,6 +618,8 @@ mod tests {
                 epoch: 3,
                 parent: Some(ShardId(0)),
                 adjacent_parent: (i % 2 == 1).then_some(ShardId(0)),
+                created_ms: 0,
+                closed_ms: None,
             })
             .collect();
         // A closed parent covering everything, as after a split.
@@ -553,6 +638,8 @@ mod tests {
                 epoch: 2,
                 parent: None,
                 adjacent_parent: None,
+                created_ms: 1_700_000_000_000,
+                closed_ms: Some(1_700_000_000_500 + u64::from(n)),
             },
         );
         // Every other stream carries policies, one of them a text that no longer parses.
@@ -577,6 +664,41 @@ mod tests {
             state,
             shards,
             policies,
+            facts: facts(name, n),
+        }
+    }
+
+    /// Settings that vary with `n`, every optional part present in some streams.
+    fn facts(name: &str, n: u32) -> StreamFacts {
+        StreamFacts {
+            created_ms: 1_700_000_000_000 + u64::from(n),
+            retention_hours: 24 + n,
+            on_demand: n % 3 == 0,
+            max_record_kib: 1024 * (1 + n % 10),
+            key_id: (n % 2 == 1).then(|| format!("alias/key-{n}")),
+            shard_level_metrics: (0..n % 3).map(|i| format!("Metric{i}")).collect(),
+            warm_throughput_mibps: (n % 4 == 0).then_some(n * 10),
+            data_keys: (1..=n % 3)
+                .map(|v| WrappedKey {
+                    version: v,
+                    wrapped_hex: format!("{:064x}", u128::from(v) * 7919),
+                    master_fingerprint: "fp".into(),
+                })
+                .collect(),
+            consumers: (0..n % 4)
+                .map(|i| ConsumerFact {
+                    name: format!("c{i}"),
+                    arn: format!(
+                        "arn:aws:kinesis:us-east-1:000000000000:stream/{name}/consumer/c{i}:1"
+                    ),
+                    state: match i % 3 {
+                        0 => ConsumerState::Creating,
+                        1 => ConsumerState::Active,
+                        _ => ConsumerState::Deleting,
+                    },
+                    created_ms: 1_700_000_000_000 + u64::from(i),
+                })
+                .collect(),
         }
     }
 

@@ -167,6 +167,10 @@ pub struct ShardRoute {
     pub parent: Option<ShardId>,
     /// The other parent of a merge.
     pub adjacent_parent: Option<ShardId>,
+    /// When the shard was created (part of its sequence numbers; storage creates it with this).
+    pub created_ms: u64,
+    /// When a reshard closed it; `None` while open.
+    pub closed_ms: Option<u64>,
 }
 
 /// Whether a stream takes traffic.
@@ -189,6 +193,111 @@ pub struct StreamRoute {
     pub shards: Vec<ShardRoute>,
     /// The resource policies of the stream and of its consumers.
     pub policies: Policies,
+    /// What storage nodes and front-ends need besides routing, so that a fleet keeps working
+    /// with the control plane away: retention, record size, consumers, descriptions.
+    pub facts: StreamFacts,
+}
+
+/// A stream's settings as the map carries them (all in the map's checksum).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct StreamFacts {
+    /// `StreamCreationTimestamp`.
+    pub created_ms: u64,
+    pub retention_hours: u32,
+    pub on_demand: bool,
+    /// `MaxRecordSizeInKiB`.
+    pub max_record_kib: u32,
+    /// Encrypted at rest (`KMS`) with this key id; `None`: not encrypted.
+    pub key_id: Option<String>,
+    /// Enabled shard-level metrics, by AWS's names, sorted.
+    pub shard_level_metrics: Vec<String>,
+    pub warm_throughput_mibps: Option<u32>,
+    /// The stream's data keys, wrapped under the master key (storage nodes seal with them).
+    pub data_keys: Vec<WrappedKey>,
+    /// Registered consumers, sorted by name.
+    pub consumers: Vec<ConsumerFact>,
+}
+
+/// A data key wrapped under the master key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WrappedKey {
+    pub version: u32,
+    pub wrapped_hex: String,
+    pub master_fingerprint: String,
+}
+
+/// A registered stream consumer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConsumerFact {
+    pub name: String,
+    pub arn: String,
+    pub state: ConsumerState,
+    pub created_ms: u64,
+}
+
+/// A consumer's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConsumerState {
+    Creating,
+    Active,
+    Deleting,
+}
+
+impl StreamFacts {
+    /// The canonical encoding: what the codec writes and the checksum covers.
+    pub fn encode(&self, b: &mut Vec<u8>) {
+        fn text(b: &mut Vec<u8>, t: &str) {
+            b.extend_from_slice(&(t.len() as u32).to_le_bytes());
+            b.extend_from_slice(t.as_bytes());
+        }
+        fn opt_u32(b: &mut Vec<u8>, v: Option<u32>) {
+            match v {
+                None => b.push(0),
+                Some(v) => {
+                    b.push(1);
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+        }
+        b.extend_from_slice(&self.created_ms.to_le_bytes());
+        b.extend_from_slice(&self.retention_hours.to_le_bytes());
+        b.push(u8::from(self.on_demand));
+        b.extend_from_slice(&self.max_record_kib.to_le_bytes());
+        match &self.key_id {
+            None => b.push(0),
+            Some(k) => {
+                b.push(1);
+                text(b, k);
+            }
+        }
+        b.extend_from_slice(&(self.shard_level_metrics.len() as u32).to_le_bytes());
+        for m in &self.shard_level_metrics {
+            text(b, m);
+        }
+        opt_u32(b, self.warm_throughput_mibps);
+        b.extend_from_slice(&(self.data_keys.len() as u32).to_le_bytes());
+        for k in &self.data_keys {
+            b.extend_from_slice(&k.version.to_le_bytes());
+            text(b, &k.wrapped_hex);
+            text(b, &k.master_fingerprint);
+        }
+        b.extend_from_slice(&(self.consumers.len() as u32).to_le_bytes());
+        for c in &self.consumers {
+            text(b, &c.name);
+            text(b, &c.arn);
+            b.push(match c.state {
+                ConsumerState::Creating => 0,
+                ConsumerState::Active => 1,
+                ConsumerState::Deleting => 2,
+            });
+            b.extend_from_slice(&c.created_ms.to_le_bytes());
+        }
+    }
+
+    /// The consumer with this ARN.
+    pub fn consumer_by_arn(&self, arn: &str) -> Option<&ConsumerFact> {
+        self.consumers.iter().find(|c| c.arn == arn)
+    }
 }
 
 /// A stream's resource policies (PutResourcePolicy), parsed.
@@ -501,7 +610,12 @@ fn checksum_of(
             for p in [sh.parent, sh.adjacent_parent] {
                 put(&p.map_or(u64::MAX, |p| u64::from(p.0)).to_le_bytes());
             }
+            put(&sh.created_ms.to_le_bytes());
+            put(&sh.closed_ms.map_or(u64::MAX, |c| c).to_le_bytes());
         }
+        let mut facts = Vec::new();
+        s.facts.encode(&mut facts);
+        put(&facts);
         fn text(put: &mut impl FnMut(&[u8]), t: &str) {
             put(&(t.len() as u64).to_le_bytes());
             put(t.as_bytes());
@@ -558,9 +672,12 @@ mod tests {
                     epoch: 1,
                     parent: None,
                     adjacent_parent: None,
+                    created_ms: 0,
+                    closed_ms: None,
                 })
                 .collect(),
             policies: Policies::default(),
+            facts: Default::default(),
         }
     }
 

@@ -29,6 +29,15 @@ use crate::transport::{self, plain, Connections, Handler, Limits};
 
 pub const CALL_PATH: &str = "/control/v1/call";
 pub const CONSUMER_PATH: &str = "/control/v1/consumer";
+pub const REGISTER_PATH: &str = "/control/v1/register";
+pub const MAP_SNAPSHOT_PATH: &str = "/map/v1/snapshot";
+pub const MAP_DELTAS_PATH: &str = "/map/v1/deltas";
+/// Every call's answer names the newest map version the control plane had published when it
+/// answered: the forwarding front-end waits for its own map to reach it, so what a client saw
+/// change through one front-end it can use there at once.
+pub const MAP_VERSION_HEADER: &str = "x-levee-map-version";
+/// The longest a map long poll is held open.
+pub const MAP_POLL_WAIT_MS_MAX: u64 = 20_000;
 /// The header carrying how long to wait before retrying a refused call, in ms.
 pub const RETRY_AFTER_MS_HEADER: &str = "retry-after-ms";
 
@@ -42,11 +51,86 @@ pub struct ControlCall {
     pub caller: Option<Caller>,
 }
 
+/// What a node says about itself when it registers (and renews its lease).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub id: u64,
+    /// A storage node (shards are placed on it) or a front-end.
+    pub storage: bool,
+    /// `ip:port` others reach it at: a storage node's storage listener, a front-end's admin
+    /// listener.
+    pub address: String,
+    pub cell: String,
+}
+
 /// What the control plane does with forwarded calls.
 pub trait ControlHandler: Send + Sync + 'static {
     /// Runs the operation; the answer is the encoded response body in `call.format`.
     fn call(&self, call: ControlCall) -> BoxFuture<Result<Vec<u8>, ApiError>>;
     fn consumer(&self, consumer_arn: String) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
+    /// Registers a node or renews its lease (AWS-style errors: a cell cap is LimitExceeded).
+    fn register(&self, node: Registration) -> BoxFuture<Result<(), ApiError>>;
+    /// The newest published map version (sent with every answer, [`MAP_VERSION_HEADER`]).
+    fn map_version(&self) -> u64 {
+        0
+    }
+}
+
+/// The control plane's map feed, pre-serialised frames (see `levee_map::codec`).
+pub trait MapFeed: Send + Sync + 'static {
+    /// The latest map as one snapshot frame.
+    fn snapshot(&self) -> Bytes;
+    /// Delta frames after `after`, or one snapshot frame; empty when nothing changed in `wait`.
+    fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes>;
+}
+
+pub fn encode_registration(r: &Registration) -> Bytes {
+    let mut out = BytesMut::with_capacity(32 + r.address.len() + r.cell.len());
+    out.put_u8(FORMAT_VERSION);
+    out.put_u64_le(r.id);
+    out.put_u8(u8::from(r.storage));
+    put_bytes(&mut out, r.address.as_bytes());
+    put_bytes(&mut out, r.cell.as_bytes());
+    out.freeze()
+}
+
+pub fn decode_registration(body: Bytes) -> Result<Registration, CodecError> {
+    let mut r = Reader::start(body)?;
+    let id = r.u64()?;
+    let storage = r.bool("role")?;
+    let address = r.string("address")?;
+    let cell = r.string("cell")?;
+    r.end()?;
+    Ok(Registration {
+        id,
+        storage,
+        address,
+        cell,
+    })
+}
+
+fn encode_unit_result(result: &Result<(), ApiError>) -> Bytes {
+    let mut out = BytesMut::new();
+    out.put_u8(FORMAT_VERSION);
+    match result {
+        Ok(()) => out.put_u8(TAG_OK),
+        Err(e) => {
+            out.put_u8(TAG_API);
+            put_api(&mut out, e);
+        }
+    }
+    out.freeze()
+}
+
+fn decode_unit_result(body: Bytes) -> Result<Result<(), ApiError>, CodecError> {
+    let mut r = Reader::start(body)?;
+    let out = match r.u8()? {
+        TAG_OK => Ok(()),
+        TAG_API => Err(read_api(&mut r)?),
+        _ => return Err(CodecError::Invalid("result tag")),
+    };
+    r.end()?;
+    Ok(out)
 }
 
 const TAG_OK: u8 = 0;
@@ -230,6 +314,8 @@ pub struct ControlServerConfig {
     pub calls_in_flight_max: usize,
     /// Concurrent consumer lookups; past it, 429.
     pub lookups_in_flight_max: usize,
+    /// Concurrent map requests (snapshots and long polls, one per following node); past it, 429.
+    pub map_polls_in_flight_max: usize,
     pub retry_after_ms: u64,
 }
 
@@ -241,6 +327,7 @@ impl Default for ControlServerConfig {
             body_bytes_max: 1 << 20,
             calls_in_flight_max: 64,
             lookups_in_flight_max: 256,
+            map_polls_in_flight_max: 1024,
             retry_after_ms: 100,
         }
     }
@@ -249,10 +336,12 @@ impl Default for ControlServerConfig {
 /// The control plane's listener for forwarded calls.
 pub struct ControlServer {
     handler: Arc<dyn ControlHandler>,
+    maps: Option<Arc<dyn MapFeed>>,
     config: ControlServerConfig,
     connections: Arc<Connections>,
     calls: Admission,
     lookups: Admission,
+    map_polls: Admission,
 }
 
 impl ControlServer {
@@ -260,8 +349,19 @@ impl ControlServer {
         handler: Arc<dyn ControlHandler>,
         config: ControlServerConfig,
     ) -> Arc<ControlServer> {
+        Self::with_maps(handler, None, config)
+    }
+
+    /// A control listener that also serves the map feed.
+    pub fn with_maps(
+        handler: Arc<dyn ControlHandler>,
+        maps: Option<Arc<dyn MapFeed>>,
+        config: ControlServerConfig,
+    ) -> Arc<ControlServer> {
         Arc::new(ControlServer {
             handler,
+            maps,
+            map_polls: Admission::new("map", config.map_polls_in_flight_max, config.retry_after_ms),
             connections: Arc::new(Connections::new(&Self::limits(&config))),
             calls: Admission::new("call", config.calls_in_flight_max, config.retry_after_ms),
             lookups: Admission::new(
@@ -311,7 +411,45 @@ impl ControlServer {
                 let result = self.handler.call(call).await;
                 metrics::counter!("levee_control_calls_total", "op" => op, "outcome" => if result.is_ok() { "ok" } else { "api_error" })
                     .increment(1);
-                transport::message(encode_call_result(&result))
+                let mut answer = transport::message(encode_call_result(&result));
+                answer.headers_mut().insert(
+                    MAP_VERSION_HEADER,
+                    hyper::header::HeaderValue::from(self.handler.map_version()),
+                );
+                answer
+            }
+            REGISTER_PATH => {
+                let _permit = match self.calls.enter() {
+                    Ok(p) => p,
+                    Err(refused) => return refused,
+                };
+                let node = match decode_registration(body) {
+                    Ok(n) => n,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                let result = self.handler.register(node).await;
+                transport::message(encode_unit_result(&result))
+            }
+            MAP_SNAPSHOT_PATH | MAP_DELTAS_PATH => {
+                let Some(maps) = &self.maps else {
+                    return plain(StatusCode::NOT_FOUND, format!("no map feed at {path}"));
+                };
+                let _permit = match self.map_polls.enter() {
+                    Ok(p) => p,
+                    Err(refused) => return refused,
+                };
+                if path == MAP_SNAPSHOT_PATH {
+                    return transport::message(maps.snapshot());
+                }
+                let mut r = match Reader::start(body) {
+                    Ok(r) => r,
+                    Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                };
+                let (after, wait_ms) = match (r.u64(), r.u64(), r.end()) {
+                    (Ok(a), Ok(w), Ok(())) => (a, w.min(MAP_POLL_WAIT_MS_MAX)),
+                    _ => return plain(StatusCode::BAD_REQUEST, "bad map poll".into()),
+                };
+                transport::message(maps.deltas(after, Duration::from_millis(wait_ms)).await)
             }
             CONSUMER_PATH => {
                 let _permit = match self.lookups.enter() {
@@ -414,11 +552,57 @@ impl RemoteControl {
     }
 
     pub async fn call(&self, call: &ControlCall) -> Result<Vec<u8>, ApiError> {
-        let answer = self.exchange(CALL_PATH, encode_call(call)).await?;
-        decode_call_result(answer).map_err(|e| {
+        self.call_versioned(call).await.0
+    }
+
+    /// [`RemoteControl::call`], with the map version the control plane had published when it
+    /// answered (0 when it did not say, or did not answer).
+    pub async fn call_versioned(&self, call: &ControlCall) -> (Result<Vec<u8>, ApiError>, u64) {
+        let answer = match self.exchange_answer(CALL_PATH, encode_call(call), 0).await {
+            Ok(a) => a,
+            Err(e) => return (Err(e), 0),
+        };
+        let version = answer
+            .headers
+            .get(MAP_VERSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let result = decode_call_result(answer.body).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "undecodable control answer");
+            Err(ApiError::internal_failure())
+        });
+        (result, version)
+    }
+
+    /// Registers this node (or renews its lease).
+    pub async fn register(&self, node: &Registration) -> Result<(), ApiError> {
+        let answer = self
+            .exchange(REGISTER_PATH, encode_registration(node))
+            .await?;
+        decode_unit_result(answer).map_err(|e| {
             tracing::error!(error = %e, "undecodable control answer");
             ApiError::internal_failure()
         })?
+    }
+
+    /// The control plane's latest map, one snapshot frame.
+    pub async fn map_snapshot(&self) -> Result<Bytes, ApiError> {
+        self.exchange(MAP_SNAPSHOT_PATH, Bytes::from_static(&[FORMAT_VERSION]))
+            .await
+    }
+
+    /// Map frames after version `after`, held up to `wait` for a change.
+    pub async fn map_deltas(&self, after: u64, wait: Duration) -> Result<Bytes, ApiError> {
+        let wait_ms = (wait.as_millis() as u64).min(MAP_POLL_WAIT_MS_MAX);
+        let mut body = BytesMut::with_capacity(17);
+        body.put_u8(FORMAT_VERSION);
+        body.put_u64_le(after);
+        body.put_u64_le(wait_ms);
+        Ok(self
+            .exchange_answer(MAP_DELTAS_PATH, body.freeze(), wait_ms)
+            .await?
+            .body)
     }
 
     pub async fn consumer(&self, consumer_arn: &str) -> Result<ConsumerInfo, ApiError> {
@@ -433,6 +617,15 @@ impl RemoteControl {
     }
 
     async fn exchange(&self, path: &str, body: Bytes) -> Result<Bytes, ApiError> {
+        Ok(self.exchange_answer(path, body, 0).await?.body)
+    }
+
+    async fn exchange_answer(
+        &self,
+        path: &str,
+        body: Bytes,
+        extra_ms: u64,
+    ) -> Result<crate::client::Answer, ApiError> {
         if self.addresses.is_empty() {
             return Err(control_unavailable());
         }
@@ -442,8 +635,8 @@ impl RemoteControl {
             let n = self.next.load(Ordering::Relaxed);
             let addr = self.addresses[n % self.addresses.len()];
             let mut wait = self.retry.backoff(attempt);
-            match self.pool.post(addr, path, body.clone(), 0).await {
-                Ok(a) if a.status.is_success() => return Ok(a.body),
+            match self.pool.post(addr, path, body.clone(), extra_ms).await {
+                Ok(a) if a.status.is_success() => return Ok(a),
                 Ok(a) if a.status == StatusCode::TOO_MANY_REQUESTS => {
                     // Refused before it ran: safe to retry, no sooner than the hint.
                     let hint = a
@@ -483,6 +676,36 @@ impl RemoteControl {
     }
 }
 
+/// A follower's [`levee_frontend::map_follow::MapSource`] on the control plane's map feed,
+/// through [`RemoteControl`] (failover across control addresses, backoff on 429).
+pub struct RemoteMapSource(pub Arc<RemoteControl>);
+
+impl levee_frontend::map_follow::MapSource for RemoteMapSource {
+    fn snapshot(&self) -> BoxFuture<Result<Bytes, levee_frontend::map_follow::SourceError>> {
+        let control = self.0.clone();
+        Box::pin(async move {
+            control
+                .map_snapshot()
+                .await
+                .map_err(|e| levee_frontend::map_follow::SourceError(e.message))
+        })
+    }
+
+    fn deltas(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> BoxFuture<Result<Bytes, levee_frontend::map_follow::SourceError>> {
+        let control = self.0.clone();
+        Box::pin(async move {
+            control
+                .map_deltas(after, wait)
+                .await
+                .map_err(|e| levee_frontend::map_follow::SourceError(e.message))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +733,19 @@ mod tests {
             let _ = decode_call_result(Bytes::from(body.clone()));
             let _ = decode_consumer_result(Bytes::from(body));
         }
+    }
+
+    #[test]
+    fn registrations_round_trip() {
+        let r = Registration {
+            id: 7,
+            storage: true,
+            address: "127.0.0.3:4600".into(),
+            cell: "cell-1".into(),
+        };
+        assert_eq!(decode_registration(encode_registration(&r)), Ok(r));
+        let ok = Ok(());
+        assert_eq!(decode_unit_result(encode_unit_result(&ok)), Ok(ok));
     }
 
     #[test]

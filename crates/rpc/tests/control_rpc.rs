@@ -11,7 +11,8 @@ use levee_frontend::auth::Caller;
 use levee_frontend::backend::{BoxFuture, ConsumerInfo};
 use levee_protocol::{ApiError, ErrorKind, Operation, WireFormat};
 use levee_rpc::control::{
-    ControlCall, ControlHandler, ControlServer, ControlServerConfig, RemoteControl, RetryPolicy,
+    ControlCall, ControlHandler, ControlServer, ControlServerConfig, Registration, RemoteControl,
+    RetryPolicy,
 };
 use levee_rpc::{Pool, PoolConfig};
 
@@ -70,6 +71,15 @@ impl ControlHandler for Echo {
                 active: true,
                 created_ms: 9,
             })
+        })
+    }
+
+    fn register(&self, node: Registration) -> BoxFuture<Result<(), ApiError>> {
+        Box::pin(async move {
+            if node.cell == "full" {
+                return Err(ApiError::limit_exceeded("cell full is full"));
+            }
+            Ok(())
         })
     }
 }

@@ -123,6 +123,8 @@ fn map(version: u64, nodes: &[u64], epoch: u64, open: bool) -> ShardMap {
             epoch,
             parent: None,
             adjacent_parent: None,
+            created_ms: 0,
+            closed_ms: None,
         })
         .collect();
     ShardMap::build(
@@ -133,6 +135,7 @@ fn map(version: u64, nodes: &[u64], epoch: u64, open: bool) -> ShardMap {
             state: StreamState::Active,
             shards,
             policies: Default::default(),
+            facts: Default::default(),
         }],
     )
     .unwrap()
@@ -159,6 +162,7 @@ fn split_map(version: u64, epoch: u64) -> ShardMap {
             state: StreamState::Active,
             shards,
             policies: Default::default(),
+            facts: Default::default(),
         }],
     )
     .unwrap()
