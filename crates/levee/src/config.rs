@@ -91,7 +91,64 @@ pub struct ServeConfig {
     pub autoscale_shard_records_per_sec: u64,
     pub autoscale_min_shards: u32,
     pub autoscale_max_shards: u32,
+    /// The roles this process runs (`--role`; all three by default: the embedded node).
+    pub roles: Roles,
+    /// A control-plane role's inter-node listener (forwarded calls, registrations, the map feed).
+    pub control_listen: SocketAddr,
+    /// A storage role's inter-node listener (the storage protocol).
+    pub storage_listen: SocketAddr,
+    /// The control plane's addresses, for storage and front-end roles (tried in turn).
+    pub control: Vec<SocketAddr>,
+    /// The cell this node belongs to (registration checks its caps).
+    pub cell: String,
+    /// How often a storage node or front-end renews its registration, in ms.
+    pub lease_renew_ms: u64,
 }
+
+/// `--role`: which of the three roles a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub control: bool,
+    pub storage: bool,
+    pub frontend: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        control: true,
+        storage: true,
+        frontend: true,
+    };
+
+    /// All three in one process: the embedded node, with no inter-node listeners.
+    pub fn embedded(self) -> bool {
+        self == Roles::ALL
+    }
+
+    /// `all`, or a comma-separated list of `control`, `storage`, `frontend`.
+    pub fn parse(text: &str) -> anyhow::Result<Roles> {
+        let mut r = Roles {
+            control: false,
+            storage: false,
+            frontend: false,
+        };
+        for part in text.split(',').map(str::trim) {
+            match part {
+                "all" => r = Roles::ALL,
+                "control" => r.control = true,
+                "storage" => r.storage = true,
+                "frontend" => r.frontend = true,
+                other => anyhow::bail!(
+                    "unknown role {other:?}: use all, or any of control, storage, frontend separated by commas"
+                ),
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// How often fleet nodes renew their registration by default.
+pub const LEASE_RENEW_MS_DEFAULT: u64 = 10_000;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -129,6 +186,12 @@ impl Default for ServeConfig {
             autoscale_shard_records_per_sec: 1000,
             autoscale_min_shards: 4,
             autoscale_max_shards: 200,
+            roles: Roles::ALL,
+            control_listen: SocketAddr::from(([127, 0, 0, 1], 4591)),
+            storage_listen: SocketAddr::from(([127, 0, 0, 1], 4592)),
+            control: Vec::new(),
+            cell: levee_catalog::CELL_DEFAULT.into(),
+            lease_renew_ms: LEASE_RENEW_MS_DEFAULT,
         }
     }
 }
@@ -168,6 +231,12 @@ pub struct FileConfig {
     pub autoscale_shard_records_per_sec: Option<u64>,
     pub autoscale_min_shards: Option<u32>,
     pub autoscale_max_shards: Option<u32>,
+    pub role: Option<String>,
+    pub control_listen: Option<SocketAddr>,
+    pub storage_listen: Option<SocketAddr>,
+    pub control: Option<Vec<SocketAddr>>,
+    pub cell: Option<String>,
+    pub lease_renew_ms: Option<u64>,
 }
 
 impl FileConfig {
@@ -212,6 +281,12 @@ pub struct Overrides {
     pub autoscale_shard_records_per_sec: Option<u64>,
     pub autoscale_min_shards: Option<u32>,
     pub autoscale_max_shards: Option<u32>,
+    pub role: Option<String>,
+    pub control_listen: Option<SocketAddr>,
+    pub storage_listen: Option<SocketAddr>,
+    pub control: Option<Vec<SocketAddr>>,
+    pub cell: Option<String>,
+    pub lease_renew_ms: Option<u64>,
 }
 
 impl ServeConfig {
@@ -328,7 +403,37 @@ impl ServeConfig {
                 .autoscale_max_shards
                 .or(file.autoscale_max_shards)
                 .unwrap_or(d.autoscale_max_shards),
+            roles: match over.role.or(file.role) {
+                Some(text) => Roles::parse(&text)?,
+                None => d.roles,
+            },
+            control_listen: over
+                .control_listen
+                .or(file.control_listen)
+                .unwrap_or(d.control_listen),
+            storage_listen: over
+                .storage_listen
+                .or(file.storage_listen)
+                .unwrap_or(d.storage_listen),
+            control: over.control.or(file.control).unwrap_or(d.control),
+            cell: over.cell.or(file.cell).unwrap_or(d.cell),
+            lease_renew_ms: over
+                .lease_renew_ms
+                .or(file.lease_renew_ms)
+                .unwrap_or(d.lease_renew_ms),
         };
+        anyhow::ensure!(
+            cfg.roles.control || cfg.roles.storage || cfg.roles.frontend,
+            "--role names no role"
+        );
+        anyhow::ensure!(
+            cfg.roles.control || !cfg.control.is_empty(),
+            "a storage or front-end role needs the control plane's address (--control ADDR)"
+        );
+        anyhow::ensure!(
+            cfg.lease_renew_ms >= 100,
+            "lease renewal must be at least 100 ms"
+        );
         anyhow::ensure!(
             cfg.map_snapshot_period_ms >= 100,
             "map snapshot period must be at least 100 ms"

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use base64::Engine as _;
 use levee_catalog::ConsumerStatus;
 use levee_catalog::{
@@ -43,6 +45,65 @@ const NEXT_TOKEN_TTL_MS: u64 = 300_000;
 /// ON_DEMAND streams an account may have, as DescribeLimits reports it.
 const ON_DEMAND_STREAMS_MAX: u32 = levee_catalog::ON_DEMAND_STREAMS_MAX;
 
+/// The control plane a control-role node serves forwarded calls with: the embedded node's own
+/// control code.
+pub fn local_control(node: Arc<Node>) -> anyhow::Result<Arc<dyn ControlPlane>> {
+    let at_rest = Arc::new(AtRest::new(node.cfg.master_key_file.clone()));
+    Ok(Arc::new(LocalControl { node, at_rest }))
+}
+
+/// The stream a ListShards `NextToken` continues (see [`ControlPlane::list_shards_token_stream`]).
+pub fn list_token_stream(token: &str) -> Option<String> {
+    decode_list_token(token).map(|(name, _, _)| name)
+}
+
+/// Builds a fleet front-end's service: storage through the capped inter-node pool (nodes found
+/// in its own map), control operations forwarded to the control plane, settings, consumers and
+/// enhanced-monitoring choices read from its map.
+pub fn fleet_service(
+    cfg: &crate::config::ServeConfig,
+    maps: &crate::fleet::FrontendMaps,
+    remote: Arc<levee_rpc::control::RemoteControl>,
+    subscribe: SubscribeConfig,
+) -> anyhow::Result<Arc<dyn Dispatch>> {
+    let pool = levee_rpc::Pool::new(levee_rpc::PoolConfig::default());
+    let storage = Arc::new(levee_rpc::RemoteStorage::new(
+        pool,
+        Arc::new(levee_rpc::MapDirectory(maps.maps.clone())),
+    ));
+    let holder = maps.maps.clone();
+    let shard_level: levee_frontend::metrics::ShardLevel = Arc::new(move |stream: &str| {
+        holder
+            .current()
+            .stream(stream)
+            .is_some_and(|s| !s.facts.shard_level_metrics.is_empty())
+    });
+    let data = DataPlane {
+        identity: Identity {
+            account_id: cfg.account_id.clone(),
+            region: cfg.region.clone(),
+        },
+        maps: maps.maps.clone(),
+        storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
+            storage,
+            maps.maps.clone(),
+            shard_level,
+        )),
+        iterators: IteratorCodec::new(crate::fleet::fleet_iterator_key(&cfg.master_key_file)?),
+        now_ms,
+        settings: Arc::new(MapSettings(maps.maps.clone())),
+    };
+    let control = Arc::new(crate::fleet::ForwardedControl {
+        remote,
+        settled: maps.settled.clone(),
+    });
+    Ok(Arc::new(Service(Arc::new(KinesisService {
+        data,
+        control,
+        subscriptions: Subscriptions::new(subscribe),
+    }))))
+}
+
 /// Builds the front-end service of an embedded node. Loads the data keys of every stream that
 /// was ever encrypted (reading the master key only if there is one).
 pub fn service(
@@ -71,7 +132,10 @@ pub fn service(
         maps: node.maps.clone(),
         storage: Arc::new(levee_frontend::metrics::MeteredStorage::new(
             Arc::new(LocalStorage {
-                engine: node.engine.clone(),
+                engine: node
+                    .engine
+                    .clone()
+                    .context("the embedded service needs the storage engine")?,
                 shard_limits,
                 signals: Arc::new(AppendSignals::default()),
                 at_rest: at_rest.clone(),
@@ -133,6 +197,11 @@ fn warm(s: &Stream) -> Option<types::WarmThroughput> {
 
 fn to_u32(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
+}
+
+/// A catalog error as the Kinesis error clients see.
+pub fn api_error(e: CatalogError) -> ApiError {
+    api(e)
 }
 
 fn api(e: CatalogError) -> ApiError {

@@ -8,6 +8,7 @@ mod cli;
 mod config;
 mod control;
 mod credentials;
+mod fleet;
 mod map_publish;
 mod node;
 mod storage_adapter;
@@ -227,6 +228,27 @@ struct ServeArgs {
     /// write limit outside its three largest regions). [default: 200]
     #[arg(long, env = "LEVEE_AUTOSCALE_MAX_SHARDS")]
     autoscale_max_shards: Option<u32>,
+    /// The roles this process runs: `all` (the embedded node) or any of `control`, `storage`,
+    /// `frontend`, comma-separated. [default: all]
+    #[arg(long, env = "LEVEE_ROLE")]
+    role: Option<String>,
+    /// The control role's inter-node listener (forwarded calls, registrations, the map feed).
+    /// [default: 127.0.0.1:4591]
+    #[arg(long, env = "LEVEE_CONTROL_LISTEN")]
+    control_listen: Option<SocketAddr>,
+    /// The storage role's inter-node listener (the storage protocol); it is also the address
+    /// the node registers, so it must be one other nodes can reach. [default: 127.0.0.1:4592]
+    #[arg(long, env = "LEVEE_STORAGE_LISTEN")]
+    storage_listen: Option<SocketAddr>,
+    /// The control plane's address(es), comma-separated, for storage and front-end roles.
+    #[arg(long, env = "LEVEE_CONTROL", value_delimiter = ',')]
+    control: Option<Vec<SocketAddr>>,
+    /// The cell this node belongs to. [default: cell-1]
+    #[arg(long, env = "LEVEE_CELL")]
+    cell: Option<String>,
+    /// How often storage nodes and front-ends renew their registration, in ms. [default: 10000]
+    #[arg(long, env = "LEVEE_LEASE_RENEW_MS")]
+    lease_renew_ms: Option<u64>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -317,6 +339,12 @@ fn serve(
             autoscale_shard_records_per_sec: args.autoscale_shard_records_per_sec,
             autoscale_min_shards: args.autoscale_min_shards,
             autoscale_max_shards: args.autoscale_max_shards,
+            role: args.role,
+            control_listen: args.control_listen,
+            storage_listen: args.storage_listen,
+            control: args.control,
+            cell: args.cell,
+            lease_renew_ms: args.lease_renew_ms,
         },
     )?;
     let prom = admin::install_recorder()?;
@@ -339,66 +367,188 @@ fn serve(
     let rt = levee_storage::runtime::build(cfg.worker_threads, cfg.blocking_threads)
         .context("building the runtime")?;
     rt.block_on(async move {
-        let node = node::Node::start(cfg.clone()).await?;
-        let _ = shared.node.set(node.clone());
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .with_context(|| format!("binding {}", cfg.listen))?;
+        if cfg.roles.embedded() {
+            run_embedded(cfg, shared).await
+        } else {
+            run_roles(cfg, shared).await
+        }
+    })
+}
+
+/// The shard limiter `--shard-limits aws` asks for, and the clock it runs on.
+fn shard_limiter(
+    cfg: &ServeConfig,
+) -> (
+    levee_frontend::shard_limits::MillisClock,
+    Option<Arc<levee_frontend::shard_limits::ShardLimiter>>,
+) {
+    let start = std::time::Instant::now();
+    let clock: levee_frontend::shard_limits::MillisClock =
+        Arc::new(move || start.elapsed().as_millis() as u64);
+    let limiter = (cfg.shard_limits == config::ShardLimits::Aws).then(|| {
+        tracing::info!("shard and control-plane limits as AWS's (--shard-limits aws)");
+        Arc::new(levee_frontend::shard_limits::ShardLimiter::new(
+            clock.clone(),
+        ))
+    });
+    (clock, limiter)
+}
+
+/// Serves the Kinesis API on `listener` with `dispatch` behind the same admission layers in
+/// every mode (control-plane rates, shedding, metrics), until SIGINT or SIGTERM.
+async fn serve_api(
+    cfg: &ServeConfig,
+    listener: tokio::net::TcpListener,
+    mut dispatch: Arc<dyn levee_frontend::http::Dispatch>,
+    clock: levee_frontend::shard_limits::MillisClock,
+) -> anyhow::Result<()> {
+    let addr = listener.local_addr()?;
+    let auth = auth_mode(cfg, addr)?;
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
+    let tls = tls_config(cfg)?;
+    if cfg.shard_limits == config::ShardLimits::Aws {
+        dispatch = Arc::new(levee_frontend::limits::ControlRates::new(
+            dispatch,
+            cfg.account_id.clone(),
+            clock,
+        ));
+    }
+    let dispatch = Arc::new(levee_frontend::limits::Shedding::new(
+        dispatch,
+        cfg.requests_in_flight_max,
+    ));
+    announce(&format!("levee listening on http://{addr}"));
+    let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
+    let stats = Arc::new(HttpStats::default());
+    levee_frontend::http::serve(
+        listener,
+        HttpConfig {
+            tls,
+            connections_max: cfg.connections_max,
+            auth,
+            ..HttpConfig::default()
+        },
+        dispatch,
+        stats,
+        shutdown_signal(),
+    )
+    .await;
+    tracing::info!("shutting down");
+    Ok(())
+}
+
+fn subscribe_config(cfg: &ServeConfig) -> SubscribeConfig {
+    SubscribeConfig {
+        duration: Duration::from_millis(cfg.subscription_duration_ms),
+        heartbeat: Duration::from_millis(cfg.subscription_heartbeat_ms),
+        takeover_guard: Duration::from_millis(cfg.subscription_takeover_ms),
+        ..SubscribeConfig::default()
+    }
+}
+
+/// The embedded node: all three roles in one process, no inter-node listeners.
+async fn run_embedded(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Result<()> {
+    let node = node::Node::start(cfg.clone(), true).await?;
+    let _ = shared.node.set(node.clone());
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let _ = shared.api_addr.set(listener.local_addr()?);
+    let (clock, shard_limits) = shard_limiter(&cfg);
+    let dispatch = control::service(
+        node.clone(),
+        node::iterator_key(&cfg.data_dir)?,
+        subscribe_config(&cfg),
+        shard_limits,
+    )?;
+    serve_api(&cfg, listener, dispatch, clock).await?;
+    node.checkpoint().await
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the {what} listener {addr}"))
+}
+
+/// Fleet roles (`--role control|storage|frontend`, combinable): each role's components on
+/// their own, talking over the inter-node listeners (see `fleet.rs`).
+async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Result<()> {
+    let mut control_addrs = cfg.control.clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut node = None;
+    if cfg.roles.control {
+        let n = node::Node::start(cfg.clone(), false).await?;
+        let _ = shared.node.set(n.clone());
+        let listener = bind(cfg.control_listen, "control").await?;
+        let addr = listener.local_addr()?;
+        if control_addrs.is_empty() {
+            control_addrs.push(addr);
+        }
+        tracing::info!(%addr, "control plane listening");
+        announce(&format!("control listening on {addr}"));
+        let control = control::local_control(n.clone())?;
+        tasks.spawn(fleet::serve_control(n.clone(), control, listener));
+        node = Some(n);
+    }
+    let (clock, shard_limits) = shard_limiter(&cfg);
+    let remote = fleet::remote_control(&cfg, control_addrs);
+    if cfg.roles.storage {
+        let listener = bind(cfg.storage_listen, "storage").await?;
+        let addr = listener.local_addr()?;
+        anyhow::ensure!(
+            !addr.ip().is_unspecified(),
+            "--storage-listen {addr}: a storage node registers its listener's address, so it must be one other nodes can reach, not a wildcard"
+        );
+        let storage = fleet::StorageNode::start(&cfg, remote.clone()).await?;
+        if shared.node.get().is_none() {
+            let _ = shared
+                .fleet_map
+                .set((storage.followed.clone(), storage.keeper.clone()));
+        }
+        fleet::keep_registered(
+            remote.clone(),
+            levee_rpc::control::Registration {
+                id: storage.id,
+                storage: true,
+                address: addr.to_string(),
+                cell: cfg.cell.clone(),
+            },
+            cfg.lease_renew_ms,
+        );
+        tracing::info!(%addr, id = storage.id, "storage node listening");
+        announce(&format!("storage listening on {addr}"));
+        tasks.spawn(storage.serve(listener, shard_limits.clone()));
+    }
+    if cfg.roles.frontend {
+        let maps = fleet::FrontendMaps::start(&cfg, remote.clone())?;
+        let _ = shared
+            .fleet_map
+            .set((maps.maps.clone(), maps.keeper.clone()));
+        let listener = bind(cfg.listen, "API").await?;
         let addr = listener.local_addr()?;
         let _ = shared.api_addr.set(addr);
-        let auth = auth_mode(&cfg, addr)?;
-        let start = std::time::Instant::now();
-        let clock: levee_frontend::shard_limits::MillisClock =
-            Arc::new(move || start.elapsed().as_millis() as u64);
-        let shard_limits = (cfg.shard_limits == config::ShardLimits::Aws).then(|| {
-            tracing::info!("shard and control-plane limits as AWS's (--shard-limits aws)");
-            Arc::new(levee_frontend::shard_limits::ShardLimiter::new(
-                clock.clone(),
-            ))
-        });
-        tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "levee listening");
-        let tls = tls_config(&cfg)?;
-        let mut dispatch = control::service(
-            node.clone(),
-            node::iterator_key(&cfg.data_dir)?,
-            SubscribeConfig {
-                duration: Duration::from_millis(cfg.subscription_duration_ms),
-                heartbeat: Duration::from_millis(cfg.subscription_heartbeat_ms),
-                takeover_guard: Duration::from_millis(cfg.subscription_takeover_ms),
-                ..SubscribeConfig::default()
+        fleet::keep_registered(
+            remote.clone(),
+            levee_rpc::control::Registration {
+                id: maps.id,
+                storage: false,
+                address: shared.admin_addr.to_string(),
+                cell: cfg.cell.clone(),
             },
-            shard_limits,
-        )?;
-        if cfg.shard_limits == config::ShardLimits::Aws {
-            dispatch = Arc::new(levee_frontend::limits::ControlRates::new(
-                dispatch,
-                cfg.account_id.clone(),
-                clock,
-            ));
-        }
-        let dispatch = Arc::new(levee_frontend::limits::Shedding::new(
-            dispatch,
-            cfg.requests_in_flight_max,
-        ));
-        announce(&format!("levee listening on http://{addr}"));
-        let dispatch = Arc::new(levee_frontend::metrics::MeteredDispatch::new(dispatch));
-        let stats = Arc::new(HttpStats::default());
-        levee_frontend::http::serve(
-            listener,
-            HttpConfig {
-                tls,
-                connections_max: cfg.connections_max,
-                auth,
-                ..HttpConfig::default()
-            },
-            dispatch,
-            stats,
-            shutdown_signal(),
-        )
-        .await;
+            cfg.lease_renew_ms,
+        );
+        let dispatch = control::fleet_service(&cfg, &maps, remote.clone(), subscribe_config(&cfg))?;
+        serve_api(&cfg, listener, dispatch, clock).await?;
+    } else {
+        shutdown_signal().await;
         tracing::info!("shutting down");
-        node.checkpoint().await
-    })
+    }
+    tasks.abort_all();
+    if let Some(n) = node {
+        n.checkpoint().await?;
+    }
+    Ok(())
 }
 
 /// The TLS configuration the settings ask for, if any.

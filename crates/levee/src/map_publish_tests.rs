@@ -272,7 +272,7 @@ async fn the_http_source_follows_a_running_node_and_approve_swaps_a_held_map() {
         master_key_file: dir.path().join("master.key"),
         ..crate::config::ServeConfig::default()
     };
-    let node = crate::node::Node::start(cfg.clone()).await.unwrap();
+    let node = crate::node::Node::start(cfg.clone(), true).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_addr = listener.local_addr().unwrap();
     let prom = metrics_exporter_prometheus::PrometheusBuilder::new()

@@ -59,7 +59,9 @@ pub fn now_ms() -> u64 {
 
 pub struct Node {
     pub cfg: ServeConfig,
-    pub engine: Arc<Engine>,
+    /// The storage engine; `None` on a control-plane-only node (`--role control`), whose shards
+    /// live on the registered storage nodes.
+    pub engine: Option<Arc<Engine>>,
     /// The catalog: a single-voter openraft node whose log is a storage-engine group log.
     pub catalog: Arc<CatalogRaft>,
     pub maps: Arc<MapHolder>,
@@ -84,7 +86,9 @@ pub const RETENTION_SWEEP_INTERVAL_MS: u64 = 60_000;
 impl Node {
     /// Opens storage and catalog (recovering both), subscribes the map holder, reconciles
     /// storage, and resumes pending status transitions. Must run inside the tokio runtime.
-    pub async fn start(cfg: ServeConfig) -> anyhow::Result<Arc<Node>> {
+    /// Without `with_storage` (a control-plane-only node) there is no storage engine: shards
+    /// are placed on registered storage nodes, which reconcile themselves to the map.
+    pub async fn start(cfg: ServeConfig, with_storage: bool) -> anyhow::Result<Arc<Node>> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
         // The front-end's persisted map first: it can route before anything else is up (F4).
@@ -101,17 +105,24 @@ impl Node {
             },
         ));
         keeper.boot();
-        let engine = Engine::open(
-            EngineConfig::new(cfg.data_dir.join("storage")),
-            Arc::new(levee_storage::vfs::OsVfs),
-            Arc::new(SystemClock),
-        )
-        .context("opening the storage engine")?;
+        let engine = if with_storage {
+            Some(Arc::new(
+                Engine::open(
+                    EngineConfig::new(cfg.data_dir.join("storage")),
+                    Arc::new(levee_storage::vfs::OsVfs),
+                    Arc::new(SystemClock),
+                )
+                .context("opening the storage engine")?,
+            ))
+        } else {
+            None
+        };
         let catalog = CatalogRaft::open(
             &cfg.data_dir.join("catalog"),
             CatalogConfig {
                 account_id: cfg.account_id.clone(),
                 region: cfg.region.clone(),
+                cell: cfg.cell.clone(),
                 ..CatalogConfig::default()
             },
             CatalogRaftOptions::default(),
@@ -140,7 +151,7 @@ impl Node {
         }));
         let node = Arc::new(Node {
             cfg,
-            engine: Arc::new(engine),
+            engine,
             catalog: Arc::new(catalog),
             maps,
             publisher,
@@ -210,7 +221,9 @@ impl Node {
             }
         }
         node.clone().sweep_retention_periodically();
-        crate::autoscale::spawn(node.clone(), node.write_counters.clone());
+        if node.engine.is_some() {
+            crate::autoscale::spawn(node.clone(), node.write_counters.clone());
+        }
         Ok(node)
     }
 
@@ -240,35 +253,40 @@ impl Node {
                 .collect();
             (wanted, c.shard_map())
         });
-        let have: HashMap<StreamUid, u64> = self.engine.streams().into_iter().collect();
+        let Some(engine) = &self.engine else {
+            // Storage nodes reconcile themselves to the published map.
+            self.publish(target);
+            return Ok(());
+        };
+        let have: HashMap<StreamUid, u64> = engine.streams().into_iter().collect();
         for (uid, (retention_ms, shards)) in &wanted {
             let stream = StreamUid(*uid);
             match have.get(&stream) {
-                None => self.engine.create_stream(stream, *retention_ms)?.await?,
+                None => engine.create_stream(stream, *retention_ms)?.await?,
                 Some(r) if r != retention_ms => {
-                    self.engine.set_retention(stream, *retention_ms)?.await?
+                    engine.set_retention(stream, *retention_ms)?.await?
                 }
                 Some(_) => {}
             }
             // Children first, then close their parents: a writer bounced off a closed parent
             // always finds the child in place.
             for (shard_uid, index, created_ms, _) in shards {
-                if self.engine.shard_info(ShardUid(*shard_uid)).is_err() {
-                    self.engine
+                if engine.shard_info(ShardUid(*shard_uid)).is_err() {
+                    engine
                         .create_shard_at(ShardUid(*shard_uid), stream, *index, *created_ms)?
                         .await?;
                 }
             }
             for (shard_uid, _, _, open) in shards {
                 let uid = ShardUid(*shard_uid);
-                if !open && self.engine.shard_info(uid).is_ok_and(|i| !i.closed) {
-                    self.engine.close_shard(uid)?.await?;
+                if !open && engine.shard_info(uid).is_ok_and(|i| !i.closed) {
+                    engine.close_shard(uid)?.await?;
                 }
             }
         }
         for stream in have.keys() {
             if !wanted.contains_key(&stream.0) {
-                self.engine.drop_stream(*stream)?.await?;
+                engine.drop_stream(*stream)?.await?;
             }
         }
         self.publish(target);
@@ -310,7 +328,9 @@ impl Node {
             loop {
                 tick.tick().await;
                 self.expire_closed_shards().await;
-                let engine = self.engine.clone();
+                let Some(engine) = self.engine.clone() else {
+                    continue;
+                };
                 match tokio::task::spawn_blocking(move || engine.enforce_retention()).await {
                     Ok(Ok(0)) => {}
                     Ok(Ok(n)) => tracing::info!(segments = n, "deleted expired segments"),
@@ -450,7 +470,9 @@ impl Node {
 
     /// Checkpoints storage and snapshots the catalog so the next start replays little.
     pub async fn checkpoint(&self) -> anyhow::Result<()> {
-        self.engine.checkpoint().context("checkpointing storage")?;
+        if let Some(engine) = &self.engine {
+            engine.checkpoint().context("checkpointing storage")?;
+        }
         self.catalog
             .snapshot()
             .await

@@ -121,16 +121,54 @@ impl AtRest {
     /// Brings one stream's keys up to date with the catalog (after Start/StopStreamEncryption
     /// and at start). Streams that never had a key need nothing, not even the master key.
     pub fn sync_stream(&self, s: &levee_catalog::Stream) -> anyhow::Result<()> {
-        if s.data_keys.is_empty() {
+        let keys: Vec<levee_map::WrappedKey> = s
+            .data_keys
+            .iter()
+            .map(|k| levee_map::WrappedKey {
+                version: k.version,
+                wrapped_hex: k.wrapped_hex.clone(),
+                master_fingerprint: k.master_fingerprint.clone(),
+            })
+            .collect();
+        self.sync_keys(
+            s.uid,
+            &s.name,
+            s.current_data_key().map(|k| k.version),
+            &keys,
+        )
+    }
+
+    /// Brings one stream's keys up to date with what the map carries (a fleet storage node).
+    pub fn sync_facts(
+        &self,
+        uid: u64,
+        name: &str,
+        facts: &levee_map::StreamFacts,
+    ) -> anyhow::Result<()> {
+        let current = facts
+            .key_id
+            .as_ref()
+            .and_then(|_| facts.data_keys.iter().map(|k| k.version).max());
+        self.sync_keys(uid, name, current, &facts.data_keys)
+    }
+
+    fn sync_keys(
+        &self,
+        uid: u64,
+        name: &str,
+        current: Option<u32>,
+        data_keys: &[levee_map::WrappedKey],
+    ) -> anyhow::Result<()> {
+        if data_keys.is_empty() {
             self.streams
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&s.uid);
+                .remove(&uid);
             return Ok(());
         }
-        let known = self.keys(s.uid);
+        let known = self.keys(uid);
         let mut keys = HashMap::new();
-        for dk in &s.data_keys {
+        for dk in data_keys {
             if let Some(k) = known.as_ref().and_then(|k| k.keys.get(&dk.version)) {
                 keys.insert(dk.version, k.clone());
                 continue;
@@ -139,7 +177,7 @@ impl AtRest {
             anyhow::ensure!(
                 master.fingerprint() == dk.master_fingerprint,
                 "stream {}: data key {} was wrapped by master key {}, but {} holds {}",
-                s.name,
+                name,
                 dk.version,
                 dk.master_fingerprint,
                 self.master_path.display(),
@@ -147,15 +185,20 @@ impl AtRest {
             );
             let wrapped = hex_decode(&dk.wrapped_hex).context("wrapped data key is not hex")?;
             let key = master
-                .unwrap_key(&data_key_aad(s.uid, dk.version), &wrapped)
+                .unwrap_key(&data_key_aad(uid, dk.version), &wrapped)
                 .map_err(|e| anyhow::anyhow!("unwrapping data key {}: {e}", dk.version))?;
             keys.insert(dk.version, key);
         }
-        let current = s.current_data_key().map(|k| k.version);
+        if known
+            .as_ref()
+            .is_some_and(|k| k.current == current && k.keys.len() == keys.len())
+        {
+            return Ok(());
+        }
         self.streams
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(s.uid, Arc::new(StreamKeys { current, keys }));
+            .insert(uid, Arc::new(StreamKeys { current, keys }));
         Ok(())
     }
 

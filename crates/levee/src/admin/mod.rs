@@ -74,6 +74,11 @@ pub struct Shared {
     pub prom: PrometheusHandle,
     /// Set once storage has recovered and the first map is loaded.
     pub node: OnceLock<Arc<Node>>,
+    /// A fleet storage node's or front-end's map and its keeper (no [`Node`] there).
+    pub fleet_map: OnceLock<(
+        Arc<levee_frontend::backend::MapHolder>,
+        Arc<levee_frontend::map_follow::MapKeeper>,
+    )>,
     /// The front-end's address, once bound.
     pub api_addr: OnceLock<std::net::SocketAddr>,
     pub admin_addr: std::net::SocketAddr,
@@ -99,6 +104,7 @@ impl Shared {
             started_ms: crate::node::now_ms(),
             prom,
             node: OnceLock::new(),
+            fleet_map: OnceLock::new(),
             api_addr: OnceLock::new(),
             admin_addr,
             resources: Mutex::new(Vec::new()),
@@ -115,19 +121,31 @@ impl Shared {
         }
     }
 
+    /// The map this process routes or serves by, and its keeper (once started).
+    pub fn map_view(
+        &self,
+    ) -> Option<(
+        Arc<levee_frontend::backend::MapHolder>,
+        Arc<levee_frontend::map_follow::MapKeeper>,
+    )> {
+        match self.node.get() {
+            Some(n) => Some((n.maps.clone(), n.keeper.clone())),
+            None => self.fleet_map.get().cloned(),
+        }
+    }
+
     pub fn ready(&self) -> bool {
-        self.node
-            .get()
-            .is_some_and(|n| n.keeper.ready() && n.maps.current().verify().is_ok())
+        self.map_view()
+            .is_some_and(|(maps, keeper)| keeper.ready() && maps.current().verify().is_ok())
     }
 
     /// Why the node is not ready (None when it is).
     pub fn not_ready_reason(&self) -> Option<String> {
-        match self.node.get() {
+        match self.map_view() {
             None => Some("storage recovering".into()),
             Some(_) if self.ready() => None,
-            Some(n) => Some(
-                n.keeper
+            Some((_, keeper)) => Some(
+                keeper
                     .status()
                     .not_ready_reason
                     .unwrap_or_else(|| "the live shard map fails its checksum".into()),
@@ -137,10 +155,10 @@ impl Shared {
 
     /// The map's version and the time it was first seen by this process.
     pub fn map_version_seen(&self) -> (u64, u64) {
-        let Some(node) = self.node.get() else {
+        let Some((maps, _)) = self.map_view() else {
             return (0, self.started_ms);
         };
-        let v = node.maps.current().version();
+        let v = maps.current().version();
         let mut seen = self.map_seen.lock().unwrap_or_else(|p| p.into_inner());
         if seen.0 != v || seen.1 == 0 {
             *seen = (v, crate::node::now_ms());
@@ -208,9 +226,6 @@ fn route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full
 /// published map as encoded frames; an empty body means nothing changed within the wait), and
 /// `POST /map/approve?version=V` (swap in the map the front-end holds).
 async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    let Some(node) = shared.node.get().cloned() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n");
-    };
     let query: std::collections::HashMap<&str, &str> = req
         .uri()
         .query()
@@ -227,7 +242,40 @@ async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Res
         r
     };
     let get = req.method() == hyper::Method::GET;
-    match req.uri().path() {
+    let path = req.uri().path();
+    if path == "/map/approve" && req.method() == hyper::Method::POST {
+        let Some((_, keeper)) = shared.map_view() else {
+            return text(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "starting\n");
+        };
+        let Some(version) = number("version") else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "text/plain",
+                "version=VERSION is required\n",
+            );
+        };
+        return match tokio::task::spawn_blocking(move || keeper.approve(version)).await {
+            Ok(Ok(v)) => text(
+                StatusCode::OK,
+                "text/plain",
+                format!("approved shard map version {v}: it is live\n"),
+            ),
+            Ok(Err(why)) => text(StatusCode::CONFLICT, "text/plain", format!("{why}\n")),
+            Err(e) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("approval failed: {e}\n"),
+            ),
+        };
+    }
+    let Some(node) = shared.node.get().cloned() else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "no map feed here\n",
+        );
+    };
+    match path {
         "/map/snapshot" if get => frames(node.publisher.snapshot(), node.publisher.version()),
         "/map/deltas" if get => {
             let Some(after) = number("after") else {
@@ -245,29 +293,6 @@ async fn map_route(shared: &Shared, req: &Request<hyper::body::Incoming>) -> Res
                 .poll(after, Duration::from_millis(wait))
                 .await;
             frames(body, node.publisher.version())
-        }
-        "/map/approve" if req.method() == hyper::Method::POST => {
-            let Some(version) = number("version") else {
-                return text(
-                    StatusCode::BAD_REQUEST,
-                    "text/plain",
-                    "version=VERSION is required\n",
-                );
-            };
-            let keeper = node.keeper.clone();
-            match tokio::task::spawn_blocking(move || keeper.approve(version)).await {
-                Ok(Ok(v)) => text(
-                    StatusCode::OK,
-                    "text/plain",
-                    format!("approved shard map version {v}: it is live\n"),
-                ),
-                Ok(Err(why)) => text(StatusCode::CONFLICT, "text/plain", format!("{why}\n")),
-                Err(e) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    format!("approval failed: {e}\n"),
-                ),
-            }
         }
         "/map/snapshot" | "/map/deltas" | "/map/approve" => text(
             StatusCode::METHOD_NOT_ALLOWED,

@@ -99,9 +99,9 @@ pub fn collect(shared: &Shared) -> Status {
     use std::sync::atomic::Ordering::Relaxed;
     let now = crate::node::now_ms();
     let (version, seen) = shared.map_version_seen();
-    let (streams, checksum, valid) = match shared.node.get() {
-        Some(node) => {
-            let map = node.maps.current();
+    let (streams, checksum, valid) = match shared.map_view() {
+        Some((maps, _)) => {
+            let map = maps.current();
             let streams = map
                 .streams()
                 .map(|s| StreamInfo {
@@ -171,7 +171,7 @@ pub fn collect(shared: &Shared) -> Status {
             checksum,
             age_s: now.saturating_sub(seen) as f64 / 1000.0,
             valid,
-            keeper: shared.node.get().map(|n| n.keeper.status()),
+            keeper: shared.map_view().map(|(_, keeper)| keeper.status()),
         },
         streams,
         throughput: tp,
