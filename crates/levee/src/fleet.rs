@@ -104,6 +104,12 @@ pub fn keep_registered(control: Arc<RemoteControl>, me: Registration, renew_ms: 
                 Ok(()) => {
                     if !registered {
                         tracing::info!(id = me.id, address = %me.address, cell = %me.cell, "registered with the control plane");
+                        let role = if me.storage {
+                            "storage node"
+                        } else {
+                            "front-end"
+                        };
+                        crate::announce(&format!("registered as {role} {} in {}", me.id, me.cell));
                     }
                     registered = true;
                     metrics::gauge!("levee_fleet_registered").set(1.0);

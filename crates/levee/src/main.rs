@@ -290,7 +290,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Prints a line on stdout for whoever started us; a closed stdout is not an error.
-fn announce(line: &str) {
+pub(crate) fn announce(line: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");

@@ -1,0 +1,631 @@
+//! The roles as separate processes on 127.0.0.x: one control plane, three storage nodes and
+//! three front-ends (`levee serve --role ...`), driven through every front-end with the AWS SDK
+//! for Rust, with credentials configured (front-ends verify SigV4). Then static stability: the
+//! control plane stopped, the data operations keep working through every front-end; every
+//! front-end `kill -9`ed at once serves again from its persisted map within a second of its
+//! restart; the same mass restart with the control plane up.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kinesis::error::ProvideErrorMetadata;
+use aws_sdk_kinesis::types::{
+    PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
+};
+use aws_smithy_types::Blob;
+
+/// Every lease and expiry of the fleet, short so a test sees each lapse several times.
+const LEASE_RENEW_MS: &str = "300";
+const MAP_SNAPSHOT_PERIOD_MS: &str = "1000";
+
+/// One `levee serve --role ...` process.
+struct Proc {
+    child: Child,
+    /// What it announced: "<prefix> <address>" lines, by prefix.
+    lines: Vec<String>,
+}
+
+impl Proc {
+    fn start(args: &[&str], data_dir: &Path, master_key: &Path, wait_for: &str) -> Proc {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_levee"))
+            .arg("serve")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--master-key-file")
+            .arg(master_key)
+            .args(["--stream-transition-ms", "100"])
+            .args(["--lease-renew-ms", LEASE_RENEW_MS])
+            .args(["--map-snapshot-period-ms", MAP_SNAPSHOT_PERIOD_MS])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env("LEVEE_LOG", "warn")
+            .spawn()
+            .expect("spawn levee");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut reader = BufReader::new(stdout).lines();
+        let mut lines = Vec::new();
+        loop {
+            match reader.next() {
+                Some(Ok(l)) => {
+                    let done = l.starts_with(wait_for);
+                    lines.push(l);
+                    if done {
+                        break;
+                    }
+                }
+                _ => panic!("levee exited before `{wait_for}`: {:?}", child.wait()),
+            }
+        }
+        // Keep draining stdout so the process never blocks on it.
+        std::thread::spawn(move || for _ in reader.by_ref() {});
+        Proc { child, lines }
+    }
+
+    /// The address announced on the line starting with `prefix`.
+    fn addr(&self, prefix: &str) -> String {
+        let line = self
+            .lines
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` line in {:?}", self.lines));
+        line.rsplit(' ')
+            .next()
+            .expect("address")
+            .trim_start_matches("http://")
+            .to_owned()
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    control: Proc,
+    control_addr: String,
+    storage: Vec<Proc>,
+    frontends: Vec<Proc>,
+    /// Each front-end's API address (kept across restarts).
+    apis: Vec<String>,
+    key: (String, String),
+}
+
+impl Fleet {
+    fn master_key(&self) -> PathBuf {
+        self.dir.path().join("master.key")
+    }
+
+    fn start() -> Fleet {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let master_key = dir.path().join("master.key");
+        let control = Proc::start(
+            &[
+                "--role",
+                "control",
+                "--control-listen",
+                "127.0.0.2:0",
+                "--admin-listen",
+                "127.0.0.2:0",
+            ],
+            &dir.path().join("control"),
+            &master_key,
+            "control listening on",
+        );
+        let control_addr = control.addr("control listening on");
+        let storage = (1..=3)
+            .map(|i| {
+                Proc::start(
+                    &[
+                        "--role",
+                        "storage",
+                        "--control",
+                        &control_addr,
+                        "--storage-listen",
+                        &format!("127.0.0.1{i}:0"),
+                        "--admin-listen",
+                        &format!("127.0.0.1{i}:0"),
+                    ],
+                    &dir.path().join(format!("storage-{i}")),
+                    &master_key,
+                    // Placement needs it registered, not just listening.
+                    "registered as storage node",
+                )
+            })
+            .collect();
+        // One access key, shared by every front-end (as a fleet shares its credentials file).
+        let first = dir.path().join("frontend-1");
+        let key = create_key(&first, &master_key);
+        for i in 2..=3 {
+            let d = dir.path().join(format!("frontend-{i}"));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::copy(first.join("credentials.json"), d.join("credentials.json"))
+                .expect("copy credentials");
+        }
+        let mut fleet = Fleet {
+            dir,
+            control,
+            control_addr,
+            storage,
+            frontends: Vec::new(),
+            apis: (1..=3).map(|i| format!("127.0.0.2{i}:0")).collect(),
+            key,
+        };
+        for i in 0..3 {
+            let p = fleet.start_frontend(i);
+            fleet.apis[i] = p.addr("levee listening on");
+            fleet.frontends.push(p);
+        }
+        fleet
+    }
+
+    fn start_frontend(&self, i: usize) -> Proc {
+        let n = i + 1;
+        Proc::start(
+            &[
+                "--role",
+                "frontend",
+                "--control",
+                &self.control_addr,
+                "--listen",
+                &self.apis[i],
+                "--admin-listen",
+                &format!("127.0.0.2{n}:0"),
+            ],
+            &self.dir.path().join(format!("frontend-{n}")),
+            &self.master_key(),
+            "levee listening on",
+        )
+    }
+
+    fn client(&self, i: usize) -> aws_sdk_kinesis::Client {
+        let cfg = aws_sdk_kinesis::Config::builder()
+            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+            .endpoint_url(format!("http://{}", self.apis[i]))
+            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
+                &self.key.0,
+                &self.key.1,
+                None,
+                None,
+                "test",
+            ))
+            .build();
+        aws_sdk_kinesis::Client::from_conf(cfg)
+    }
+
+    fn clients(&self) -> Vec<aws_sdk_kinesis::Client> {
+        (0..self.apis.len()).map(|i| self.client(i)).collect()
+    }
+}
+
+fn create_key(data_dir: &Path, master_key: &Path) -> (String, String) {
+    std::fs::create_dir_all(data_dir).expect("mkdir");
+    let out = Command::new(env!("CARGO_BIN_EXE_levee"))
+        .args(["credentials", "create", "--name", "fleet"])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--master-key-file")
+        .arg(master_key)
+        .output()
+        .expect("levee credentials create");
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| panic!("no {name} in {text}"))
+    };
+    (field("AccessKeyId:"), field("SecretAccessKey:"))
+}
+
+async fn wait_active(client: &aws_sdk_kinesis::Client, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .ok()
+            .and_then(|s| {
+                s.stream_description_summary()
+                    .map(|d| d.stream_status().as_str().to_owned())
+            });
+        if status.as_deref() == Some("ACTIVE") {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} is {status:?}, not ACTIVE"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every record of the stream, read shard by shard from TRIM_HORIZON through `client`.
+async fn read_all(
+    client: &aws_sdk_kinesis::Client,
+    stream: &str,
+    shards: &[String],
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for shard in shards {
+        let mut it = client
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator
+            .expect("iterator");
+        loop {
+            let r = client
+                .get_records()
+                .shard_iterator(&it)
+                .send()
+                .await
+                .expect("GetRecords");
+            out.extend(
+                r.records()
+                    .iter()
+                    .map(|rec| String::from_utf8_lossy(rec.data().as_ref()).into_owned()),
+            );
+            match r.next_shard_iterator() {
+                Some(next) if !r.records().is_empty() => it = next.to_owned(),
+                _ => break,
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// (shard id, first hash key) of every shard, by ListShards.
+async fn shard_keys(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String)> {
+    client
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards")
+        .shards()
+        .iter()
+        .map(|s| {
+            let key = s.hash_key_range().expect("range").starting_hash_key();
+            (s.shard_id().to_owned(), key.to_owned())
+        })
+        .collect()
+}
+
+async fn shard_ids(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<String> {
+    client
+        .describe_stream()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("DescribeStream")
+        .stream_description()
+        .expect("description")
+        .shards()
+        .iter()
+        .map(|s| s.shard_id().to_owned())
+        .collect()
+}
+
+async fn put(client: &aws_sdk_kinesis::Client, stream: &str, data: &str) {
+    client
+        .put_record()
+        .stream_name(stream)
+        .partition_key(data)
+        .data(Blob::new(data.as_bytes()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutRecord {data}: {}", e.message().unwrap_or_default()));
+}
+
+async fn put_batch(client: &aws_sdk_kinesis::Client, stream: &str, prefix: &str, n: usize) {
+    let out = client
+        .put_records()
+        .stream_name(stream)
+        .set_records(Some(
+            (0..n)
+                .map(|i| {
+                    PutRecordsRequestEntry::builder()
+                        .partition_key(format!("{prefix}-{i}"))
+                        .data(Blob::new(format!("{prefix}-{i}").into_bytes()))
+                        .build()
+                        .expect("entry")
+                })
+                .collect(),
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutRecords {prefix}: {}", e.message().unwrap_or_default()));
+    assert_eq!(out.failed_record_count(), Some(0), "{prefix}");
+}
+
+type Events = aws_sdk_kinesis::primitives::event_stream::EventReceiver<
+    SubscribeToShardEventStream,
+    aws_sdk_kinesis::types::error::SubscribeToShardEventStreamError,
+>;
+
+/// Subscribes through `client` at LATEST, writes `data` to that shard through `writer`, and
+/// returns once the subscription delivered it.
+async fn subscribe_and_receive(
+    client: &aws_sdk_kinesis::Client,
+    writer: &aws_sdk_kinesis::Client,
+    consumer: &str,
+    stream: &str,
+    (shard, first_key): (&str, &str),
+    data: &str,
+) {
+    let mut events: Events = client
+        .subscribe_to_shard()
+        .consumer_arn(consumer)
+        .shard_id(shard)
+        .starting_position(
+            StartingPosition::builder()
+                .r#type(ShardIteratorType::Latest)
+                .build()
+                .expect("position"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("SubscribeToShard: {}", e.message().unwrap_or_default()))
+        .event_stream;
+    // A record with the shard's first hash key as its explicit hash key lands in it.
+    let req = writer
+        .put_record()
+        .stream_name(stream)
+        .partition_key(data)
+        .explicit_hash_key(first_key)
+        .data(Blob::new(data.as_bytes()));
+    req.send().await.expect("PutRecord for the subscription");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let event = tokio::time::timeout(left, events.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{data} was not delivered"))
+            .expect("event stream");
+        match event {
+            Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) => {
+                if e.records()
+                    .iter()
+                    .any(|r| r.data().as_ref() == data.as_bytes())
+                {
+                    return;
+                }
+            }
+            Some(_) => {}
+            None => panic!("the subscription ended before {data} arrived"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_operation_through_every_frontend_including_a_reshard() {
+    let fleet = Fleet::start();
+    let c = fleet.clients();
+    c[0].create_stream()
+        .stream_name("f")
+        .shard_count(6)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&c[1], "f").await;
+    // Shards are spread over the three storage nodes: each holds some of the stream.
+    let mut want = Vec::new();
+    for (i, client) in c.iter().enumerate() {
+        for j in 0..10 {
+            let data = format!("a-{i}-{j}");
+            put(client, "f", &data).await;
+            want.push(data);
+        }
+        put_batch(client, "f", &format!("b-{i}"), 50).await;
+        want.extend((0..50).map(|j| format!("b-{i}-{j}")));
+    }
+    want.sort();
+    let shards = shard_ids(&c[2], "f").await;
+    assert_eq!(shards.len(), 6);
+    for client in &c {
+        assert_eq!(read_all(client, "f", &shards).await, want);
+    }
+    for i in 1..=3 {
+        let shards_dir = fleet.dir.path().join(format!("storage-{i}/storage/shards"));
+        let held = std::fs::read_dir(&shards_dir).map_or(0, |d| d.count());
+        assert!(held >= 1, "storage node {i} holds no shard of 6");
+    }
+    // A split through one front-end; writes through the others land in the children.
+    c[2].split_shard()
+        .stream_name("f")
+        .shard_to_split(&shards[0])
+        .new_starting_hash_key((1u128 << 125).to_string())
+        .send()
+        .await
+        .expect("SplitShard");
+    wait_active(&c[0], "f").await;
+    let after = shard_ids(&c[1], "f").await;
+    assert_eq!(after.len(), 8, "{after:?}");
+    for (i, client) in c.iter().enumerate() {
+        put_batch(client, "f", &format!("c-{i}"), 50).await;
+        want.extend((0..50).map(|j| format!("c-{i}-{j}")));
+    }
+    want.sort();
+    for client in &c {
+        assert_eq!(read_all(client, "f", &after).await, want);
+    }
+    // Nothing was written to the closed parent after the split.
+    let parent_only = read_all(&c[0], "f", &shards[..1]).await;
+    assert!(parent_only.iter().all(|d| !d.starts_with("c-")));
+    // Enhanced fan-out through every front-end.
+    let arn = c[0]
+        .describe_stream_summary()
+        .stream_name("f")
+        .send()
+        .await
+        .expect("summary")
+        .stream_description_summary()
+        .expect("summary")
+        .stream_arn()
+        .to_owned();
+    let consumer = common::active_consumer(&c[1], &arn, "fan").await;
+    let keys = shard_keys(&c[2], "f").await;
+    let (shard, key) = keys.last().expect("a shard");
+    for (i, client) in c.iter().enumerate() {
+        let data = format!("s-{i}");
+        subscribe_and_receive(client, &c[(i + 1) % 3], &consumer, "f", (shard, key), &data).await;
+    }
+}
+
+/// Kills every front-end at once, restarts each on its address and data directory, and
+/// returns how long each took from spawn to its first acknowledged PutRecord.
+async fn mass_restart(fleet: &mut Fleet, stream: &str, round: &str) -> Vec<Duration> {
+    for p in &mut fleet.frontends {
+        // SAFETY: SIGKILL to our own child; all of them before any is waited on.
+        unsafe { libc::kill(p.child.id() as i32, libc::SIGKILL) };
+    }
+    for p in &mut fleet.frontends {
+        let _ = p.child.wait();
+    }
+    let mut took = Vec::new();
+    for i in 0..fleet.frontends.len() {
+        let started = Instant::now();
+        fleet.frontends[i] = fleet.start_frontend(i);
+        let client = fleet.client(i);
+        put(&client, stream, &format!("{round}-{i}")).await;
+        took.push(started.elapsed());
+    }
+    took
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_stability_with_the_control_plane_stopped_and_mass_restarts() {
+    let mut fleet = Fleet::start();
+    let c = fleet.clients();
+    c[0].create_stream()
+        .stream_name("st")
+        .shard_count(3)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&c[0], "st").await;
+    let arn = c[0]
+        .describe_stream_summary()
+        .stream_name("st")
+        .send()
+        .await
+        .expect("summary")
+        .stream_description_summary()
+        .expect("summary")
+        .stream_arn()
+        .to_owned();
+    let consumer = common::active_consumer(&c[0], &arn, "fan").await;
+    let shards = shard_ids(&c[0], "st").await;
+    let keys = shard_keys(&c[0], "st").await;
+    let mut want: Vec<String> = Vec::new();
+
+    // The control plane goes away.
+    fleet.control.kill();
+    // Data operations keep working through every front-end for several times every lease
+    // (300 ms), map snapshot period (1 s) and control-plane retry deadline (5 s).
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut round = 0;
+    while Instant::now() < until {
+        for (i, client) in c.iter().enumerate() {
+            let data = format!("d-{round}-{i}");
+            put(client, "st", &data).await;
+            want.push(data);
+            put_batch(client, "st", &format!("e-{round}-{i}"), 10).await;
+            want.extend((0..10).map(|j| format!("e-{round}-{i}-{j}")));
+        }
+        round += 1;
+    }
+    want.sort();
+    for client in &c {
+        assert_eq!(read_all(client, "st", &shards).await, want);
+    }
+    for (i, client) in c.iter().enumerate() {
+        let (shard, key) = &keys[i];
+        let data = format!("s-{i}");
+        subscribe_and_receive(client, client, &consumer, "st", (shard, key), &data).await;
+        want.push(data);
+    }
+    // Catalog changes wait, with a clear retryable error.
+    let refused = c[1]
+        .create_stream()
+        .stream_name("new")
+        .shard_count(1)
+        .send()
+        .await
+        .expect_err("no control plane");
+    assert_eq!(refused.code(), Some("InternalFailure"), "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .unwrap_or_default()
+            .contains("control plane is unavailable"),
+        "{refused:?}"
+    );
+
+    // Every front-end killed at once, with the control plane still down: each serves from its
+    // persisted map within a second of its restart.
+    let took = mass_restart(&mut fleet, "st", "r1").await;
+    want.extend((0..3).map(|i| format!("r1-{i}")));
+    for (i, t) in took.iter().enumerate() {
+        assert!(*t < Duration::from_secs(1), "front-end {i} took {t:?}");
+    }
+    let c = fleet.clients();
+    want.sort();
+    for client in &c {
+        assert_eq!(read_all(client, "st", &shards).await, want);
+    }
+
+    // The control plane comes back on its address; the same mass restart.
+    fleet.control = Proc::start(
+        &[
+            "--role",
+            "control",
+            "--control-listen",
+            &fleet.control_addr.clone(),
+            "--admin-listen",
+            "127.0.0.2:0",
+        ],
+        &fleet.dir.path().join("control"),
+        &fleet.master_key(),
+        "control listening on",
+    );
+    c[2].create_stream()
+        .stream_name("after")
+        .shard_count(1)
+        .send()
+        .await
+        .expect("CreateStream with the control plane back");
+    let took = mass_restart(&mut fleet, "st", "r2").await;
+    for (i, t) in took.iter().enumerate() {
+        assert!(*t < Duration::from_secs(1), "front-end {i} took {t:?}");
+    }
+    let c = fleet.clients();
+    wait_active(&c[0], "after").await;
+    put(&c[1], "after", "x").await;
+    want.extend((0..3).map(|i| format!("r2-{i}")));
+    want.sort();
+    assert_eq!(read_all(&c[2], "st", &shards).await, want);
+}
