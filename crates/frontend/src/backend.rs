@@ -184,6 +184,8 @@ pub struct MapHolder {
     version: tokio::sync::watch::Sender<u64>,
     /// Serializes swaps so versions reach `version` in order.
     swap_lock: Mutex<()>,
+    /// Asks the map follower for a snapshot now (a storage node said a route is stale).
+    refresh: tokio::sync::Notify,
 }
 
 impl Default for MapHolder {
@@ -192,6 +194,7 @@ impl Default for MapHolder {
             current: RwLock::new(Arc::new(ShardMap::empty())),
             version: tokio::sync::watch::channel(0).0,
             swap_lock: Mutex::new(()),
+            refresh: tokio::sync::Notify::new(),
         }
     }
 }
@@ -214,6 +217,17 @@ impl MapHolder {
             *guard = Arc::new(next);
         }
         self.version.send_replace(version);
+    }
+
+    /// Asks whoever keeps this map current for a newer one at once: a storage node refused a
+    /// route as stale (R4), so the delta feed may be behind. Requests coalesce.
+    pub fn request_refresh(&self) {
+        self.refresh.notify_one();
+    }
+
+    /// Resolves when a refresh was requested.
+    pub async fn refresh_requested(&self) {
+        self.refresh.notified().await
     }
 
     /// A receiver that changes whenever a new map is swapped in.

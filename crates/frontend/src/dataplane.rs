@@ -390,7 +390,10 @@ impl DataPlane {
                         encrypted: ack.encrypted,
                     })
                 }
-                Err(AppendError::Stale) => reroute_backoff(attempt).await,
+                Err(AppendError::Stale) => {
+                    self.maps.request_refresh();
+                    reroute_backoff(attempt).await
+                }
                 Err(AppendError::Api(e)) => {
                     return Err(self.rename_throttle(e, shard, stream_name))
                 }
@@ -549,6 +552,9 @@ impl DataPlane {
                 }
             }
             stale.sort_unstable();
+            if !stale.is_empty() {
+                self.maps.request_refresh();
+            }
             pending = stale;
         }
         if !pending.is_empty() {

@@ -37,6 +37,8 @@ use serde::Serialize;
 
 use crate::backend::{BoxFuture, MapHolder};
 
+/// Snapshots asked for by stale routes are at least this far apart.
+pub const MAP_REFRESH_INTERVAL_MIN_MS: u64 = 100;
 /// Persisted generations kept on disk (the newest and at least one fallback).
 pub const MAP_GENERATIONS_KEPT: usize = 2;
 /// The first retry after a failure waits about this long; each further failure doubles it.
@@ -669,18 +671,28 @@ async fn follow(
 ) {
     // The first fetch is a snapshot at once: boot, steady state and recovery are one loop.
     let mut next_snapshot = tokio::time::Instant::now();
+    let mut last_snapshot = next_snapshot;
     let mut failures = 0u32;
     loop {
         let after = keeper.base().version();
         let snapshot_due = tokio::time::Instant::now() >= next_snapshot;
         let (what, fetched) = if snapshot_due {
-            next_snapshot = tokio::time::Instant::now() + jittered(cfg.snapshot_period);
+            last_snapshot = tokio::time::Instant::now();
+            next_snapshot = last_snapshot + jittered(cfg.snapshot_period);
             metrics::counter!("levee_frontend_map_fetches_total", "kind" => "snapshot")
                 .increment(1);
             ("snapshot", source.snapshot().await)
         } else {
             tokio::select! {
                 _ = tokio::time::sleep_until(next_snapshot) => continue,
+                _ = keeper.holder.refresh_requested() => {
+                    // A stale route: a snapshot now (the delta feed may be held back), but
+                    // never more often than the minimum interval.
+                    metrics::counter!("levee_frontend_map_refreshes_total").increment(1);
+                    next_snapshot = next_snapshot
+                        .min(last_snapshot + Duration::from_millis(MAP_REFRESH_INTERVAL_MIN_MS));
+                    continue;
+                }
                 r = source.deltas(after, cfg.poll_wait) => {
                     metrics::counter!("levee_frontend_map_fetches_total", "kind" => "deltas")
                         .increment(1);

@@ -241,8 +241,9 @@ impl ControlHandler for ControlService {
 pub struct PublisherFeed(pub Arc<MapPublisher>);
 
 impl MapFeed for PublisherFeed {
-    fn snapshot(&self) -> Bytes {
-        self.0.snapshot()
+    fn snapshot(&self) -> BoxFuture<Bytes> {
+        let frame = self.0.snapshot();
+        Box::pin(async move { frame })
     }
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
         let publisher = self.0.clone();

@@ -10,6 +10,8 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -18,6 +20,12 @@ use aws_sdk_kinesis::types::{
     PutRecordsRequestEntry, ShardIteratorType, StartingPosition, SubscribeToShardEventStream,
 };
 use aws_smithy_types::Blob;
+use levee_protocol::ApiError;
+use levee_rpc::control::{
+    ControlCall, ControlHandler, ControlServer, ControlServerConfig, MapFeed, Registration,
+    RemoteControl, RetryPolicy,
+};
+use levee_rpc::{Pool, PoolConfig};
 
 /// Every lease and expiry of the fleet, short so a test sees each lapse several times.
 const LEASE_RENEW_MS: &str = "300";
@@ -32,16 +40,19 @@ struct Proc {
 
 impl Proc {
     fn start(args: &[&str], data_dir: &Path, master_key: &Path, wait_for: &str) -> Proc {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_levee"))
-            .arg("serve")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        cmd.arg("serve")
             .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--master-key-file")
             .arg(master_key)
             .args(["--stream-transition-ms", "100"])
-            .args(["--lease-renew-ms", LEASE_RENEW_MS])
-            .args(["--map-snapshot-period-ms", MAP_SNAPSHOT_PERIOD_MS])
+            .args(["--lease-renew-ms", LEASE_RENEW_MS]);
+        if !args.contains(&"--map-snapshot-period-ms") {
+            cmd.args(["--map-snapshot-period-ms", MAP_SNAPSHOT_PERIOD_MS]);
+        }
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .env("LEVEE_LOG", "warn")
@@ -97,7 +108,8 @@ struct Fleet {
     dir: tempfile::TempDir,
     control: Proc,
     control_addr: String,
-    storage: Vec<Proc>,
+    /// Held so the storage nodes live as long as the fleet.
+    _storage: Vec<Proc>,
     frontends: Vec<Proc>,
     /// Each front-end's API address (kept across restarts).
     apis: Vec<String>,
@@ -159,7 +171,7 @@ impl Fleet {
             dir,
             control,
             control_addr,
-            storage,
+            _storage: storage,
             frontends: Vec::new(),
             apis: (1..=3).map(|i| format!("127.0.0.2{i}:0")).collect(),
             key,
@@ -173,22 +185,31 @@ impl Fleet {
     }
 
     fn start_frontend(&self, i: usize) -> Proc {
+        self.start_frontend_via(i, &self.control_addr.clone(), &[])
+    }
+
+    /// Front-end `i` with control plane address `control` and extra flags.
+    fn start_frontend_via(&self, i: usize, control: &str, extra: &[&str]) -> Proc {
         let n = i + 1;
-        Proc::start(
-            &[
-                "--role",
-                "frontend",
-                "--control",
-                &self.control_addr,
-                "--listen",
-                &self.apis[i],
-                "--admin-listen",
-                &format!("127.0.0.2{n}:0"),
-            ],
-            &self.dir.path().join(format!("frontend-{n}")),
-            &self.master_key(),
-            "levee listening on",
-        )
+        let admin = format!("127.0.0.2{n}:0");
+        let mut args = vec![
+            "--role",
+            "frontend",
+            "--control",
+            control,
+            "--listen",
+            &self.apis[i],
+            "--admin-listen",
+            &admin,
+        ];
+        args.extend_from_slice(extra);
+        let dir = self.dir.path().join(format!("frontend-{n}"));
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            let first = self.dir.path().join("frontend-1/credentials.json");
+            std::fs::copy(first, dir.join("credentials.json")).expect("copy credentials");
+        }
+        Proc::start(&args, &dir, &self.master_key(), "levee listening on")
     }
 
     fn client(&self, i: usize) -> aws_sdk_kinesis::Client {
@@ -628,4 +649,179 @@ async fn static_stability_with_the_control_plane_stopped_and_mass_restarts() {
     want.extend((0..3).map(|i| format!("r2-{i}")));
     want.sort();
     assert_eq!(read_all(&c[2], "st", &shards).await, want);
+}
+
+/// A control-plane relay that forwards everything to the real control plane but can hold back
+/// the delta feed (a poll then waits out its time and reports no change); snapshots still pass.
+struct Relay {
+    remote: Arc<RemoteControl>,
+    hold: AtomicBool,
+    /// Delta polls answered "no change" because the feed was held.
+    held: AtomicUsize,
+}
+
+impl ControlHandler for Relay {
+    fn call(
+        &self,
+        call: ControlCall,
+    ) -> levee_frontend::backend::BoxFuture<Result<Vec<u8>, ApiError>> {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.call(&call).await })
+    }
+    fn consumer(
+        &self,
+        consumer_arn: String,
+    ) -> levee_frontend::backend::BoxFuture<Result<levee_frontend::backend::ConsumerInfo, ApiError>>
+    {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.consumer(&consumer_arn).await })
+    }
+    fn register(
+        &self,
+        node: Registration,
+    ) -> levee_frontend::backend::BoxFuture<Result<(), ApiError>> {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.register(&node).await })
+    }
+}
+
+struct RelayFeed(Arc<Relay>);
+
+impl MapFeed for RelayFeed {
+    fn snapshot(&self) -> levee_frontend::backend::BoxFuture<bytes::Bytes> {
+        let relay = self.0.clone();
+        Box::pin(async move { relay.remote.map_snapshot().await.unwrap_or_default() })
+    }
+    fn deltas(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> levee_frontend::backend::BoxFuture<bytes::Bytes> {
+        let relay = self.0.clone();
+        Box::pin(async move {
+            if relay.hold.load(Ordering::SeqCst) {
+                relay.held.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(wait).await;
+                return bytes::Bytes::new();
+            }
+            let frames = relay
+                .remote
+                .map_deltas(after, wait)
+                .await
+                .unwrap_or_default();
+            if relay.hold.load(Ordering::SeqCst) && !frames.is_empty() {
+                // Held while this poll was out: drop what it brought.
+                relay.held.fetch_add(1, Ordering::SeqCst);
+                return bytes::Bytes::new();
+            }
+            frames
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frontend_with_a_held_back_delta_feed_writes_into_the_right_child() {
+    let mut fleet = Fleet::start();
+    let c = fleet.clients();
+    // A relay in front of the control plane for a fourth front-end.
+    let control: std::net::SocketAddr = fleet.control_addr.parse().expect("addr");
+    let remote = Arc::new(RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![control],
+        RetryPolicy::default(),
+    ));
+    let relay = Arc::new(Relay {
+        remote,
+        hold: AtomicBool::new(false),
+        held: AtomicUsize::new(0),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.3:0")
+        .await
+        .expect("bind");
+    let relay_addr = listener.local_addr().expect("addr").to_string();
+    let server = ControlServer::with_maps(
+        relay.clone(),
+        Some(Arc::new(RelayFeed(relay.clone()))),
+        ControlServerConfig::default(),
+    );
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    fleet.apis.push("127.0.0.24:0".into());
+    // No periodic snapshot within the test: only deltas, or a refresh a stale route asks for.
+    let stale = fleet.start_frontend_via(3, &relay_addr, &["--map-snapshot-period-ms", "600000"]);
+    fleet.apis[3] = stale.addr("levee listening on");
+    fleet.frontends.push(stale);
+    let f4 = fleet.client(3);
+
+    c[0].create_stream()
+        .stream_name("split")
+        .shard_count(2)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&c[0], "split").await;
+    // The fourth front-end has the stream (through deltas), then its feed is held back.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f4
+        .put_record()
+        .stream_name("split")
+        .partition_key("warm")
+        .data(Blob::new("warm"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the fourth front-end never saw the stream"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    relay.hold.store(true, Ordering::SeqCst);
+    c[1].split_shard()
+        .stream_name("split")
+        .shard_to_split("shardId-000000000000")
+        .new_starting_hash_key((1u128 << 125).to_string())
+        .send()
+        .await
+        .expect("SplitShard");
+    wait_active(&c[1], "split").await;
+    // Through the held-back front-end, keys on both sides of the split point of the closed
+    // parent: storage refuses the parent as stale, the front-end refreshes and retries.
+    let mut placed = Vec::new();
+    for (key, data) in [
+        ("1", "low"),
+        (((1u128 << 125) + 1).to_string().as_str(), "high"),
+    ] {
+        let out = f4
+            .put_record()
+            .stream_name("split")
+            .partition_key(data)
+            .explicit_hash_key(key)
+            .data(Blob::new(data))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("PutRecord {data}: {}", e.message().unwrap_or_default()));
+        placed.push((data, out.shard_id().to_owned()));
+    }
+    assert_eq!(
+        placed,
+        vec![
+            ("low", "shardId-000000000002".to_owned()),
+            ("high", "shardId-000000000003".to_owned())
+        ]
+    );
+    assert!(
+        relay.held.load(Ordering::SeqCst) >= 1,
+        "the delta feed was never held back"
+    );
+    // Nothing lost or misrouted: each child holds its record, the parent neither.
+    let low = read_all(&c[2], "split", &["shardId-000000000002".to_owned()]).await;
+    let high = read_all(&c[2], "split", &["shardId-000000000003".to_owned()]).await;
+    let parent = read_all(&c[2], "split", &["shardId-000000000000".to_owned()]).await;
+    assert_eq!(low, vec!["low".to_owned()]);
+    assert_eq!(high, vec!["high".to_owned()]);
+    assert!(
+        !parent.iter().any(|d| d == "low" || d == "high"),
+        "{parent:?}"
+    );
 }

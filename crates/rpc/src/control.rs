@@ -79,7 +79,7 @@ pub trait ControlHandler: Send + Sync + 'static {
 /// The control plane's map feed, pre-serialised frames (see `levee_map::codec`).
 pub trait MapFeed: Send + Sync + 'static {
     /// The latest map as one snapshot frame.
-    fn snapshot(&self) -> Bytes;
+    fn snapshot(&self) -> BoxFuture<Bytes>;
     /// Delta frames after `after`, or one snapshot frame; empty when nothing changed in `wait`.
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes>;
 }
@@ -439,7 +439,7 @@ impl ControlServer {
                     Err(refused) => return refused,
                 };
                 if path == MAP_SNAPSHOT_PATH {
-                    return transport::message(maps.snapshot());
+                    return transport::message(maps.snapshot().await);
                 }
                 let mut r = match Reader::start(body) {
                     Ok(r) => r,
