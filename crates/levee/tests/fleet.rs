@@ -111,8 +111,10 @@ struct Fleet {
     /// Held so the storage nodes live as long as the fleet.
     _storage: Vec<Proc>,
     frontends: Vec<Proc>,
-    /// Each front-end's API address (kept across restarts).
+    /// Each front-end's API and admin addresses (kept across restarts, so a restarted
+    /// front-end registers the same address and the map does not change).
     apis: Vec<String>,
+    admins: Vec<String>,
     key: (String, String),
 }
 
@@ -174,11 +176,15 @@ impl Fleet {
             _storage: storage,
             frontends: Vec::new(),
             apis: (1..=3).map(|i| format!("127.0.0.2{i}:0")).collect(),
+            admins: (1..=3).map(|i| format!("127.0.0.2{i}:0")).collect(),
             key,
         };
         for i in 0..3 {
-            let p = fleet.start_frontend(i);
+            // Registered, so the node table (part of the map) is settled once started.
+            let control = fleet.control_addr.clone();
+            let p = fleet.start_frontend_waiting(i, &control, &[], "registered as front-end");
             fleet.apis[i] = p.addr("levee listening on");
+            fleet.admins[i] = p.addr("admin listening on");
             fleet.frontends.push(p);
         }
         fleet
@@ -188,10 +194,20 @@ impl Fleet {
         self.start_frontend_via(i, &self.control_addr.clone(), &[])
     }
 
-    /// Front-end `i` with control plane address `control` and extra flags.
+    /// Front-end `i` with control plane address `control` and extra flags, once it serves.
     fn start_frontend_via(&self, i: usize, control: &str, extra: &[&str]) -> Proc {
+        self.start_frontend_waiting(i, control, extra, "levee listening on")
+    }
+
+    fn start_frontend_waiting(
+        &self,
+        i: usize,
+        control: &str,
+        extra: &[&str],
+        wait_for: &str,
+    ) -> Proc {
         let n = i + 1;
-        let admin = format!("127.0.0.2{n}:0");
+        let admin = self.admins[i].clone();
         let mut args = vec![
             "--role",
             "frontend",
@@ -209,7 +225,7 @@ impl Fleet {
             let first = self.dir.path().join("frontend-1/credentials.json");
             std::fs::copy(first, dir.join("credentials.json")).expect("copy credentials");
         }
-        Proc::start(&args, &dir, &self.master_key(), "levee listening on")
+        Proc::start(&args, &dir, &self.master_key(), wait_for)
     }
 
     fn client(&self, i: usize) -> aws_sdk_kinesis::Client {
@@ -746,9 +762,11 @@ async fn a_frontend_with_a_held_back_delta_feed_writes_into_the_right_child() {
     );
     tokio::spawn(server.serve(listener, std::future::pending()));
     fleet.apis.push("127.0.0.24:0".into());
+    fleet.admins.push("127.0.0.24:0".into());
     // No periodic snapshot within the test: only deltas, or a refresh a stale route asks for.
     let stale = fleet.start_frontend_via(3, &relay_addr, &["--map-snapshot-period-ms", "600000"]);
     fleet.apis[3] = stale.addr("levee listening on");
+    fleet.admins[3] = stale.addr("admin listening on");
     fleet.frontends.push(stale);
     let f4 = fleet.client(3);
 
@@ -824,4 +842,237 @@ async fn a_frontend_with_a_held_back_delta_feed_writes_into_the_right_child() {
         !parent.iter().any(|d| d == "low" || d == "high"),
         "{parent:?}"
     );
+}
+
+/// A relay that serves `frames` instead of the real feed, to every map request, while set.
+struct FaultyState {
+    relay: Arc<Relay>,
+    frames: std::sync::Mutex<Option<bytes::Bytes>>,
+}
+
+impl FaultyState {
+    fn injected(&self) -> Option<bytes::Bytes> {
+        self.frames.lock().expect("lock").clone()
+    }
+}
+
+#[derive(Clone)]
+struct FaultyFeed(Arc<FaultyState>);
+
+impl std::ops::Deref for FaultyFeed {
+    type Target = FaultyState;
+    fn deref(&self) -> &FaultyState {
+        &self.0
+    }
+}
+
+impl MapFeed for FaultyFeed {
+    fn snapshot(&self) -> levee_frontend::backend::BoxFuture<bytes::Bytes> {
+        let this = self.clone();
+        Box::pin(async move {
+            match this.injected() {
+                Some(frames) => frames,
+                None => this.relay.remote.map_snapshot().await.unwrap_or_default(),
+            }
+        })
+    }
+    fn deltas(
+        &self,
+        after: u64,
+        wait: Duration,
+    ) -> levee_frontend::backend::BoxFuture<bytes::Bytes> {
+        let this = self.clone();
+        Box::pin(async move {
+            match this.injected() {
+                Some(frames) => frames,
+                None => this
+                    .relay
+                    .remote
+                    .map_deltas(after, wait)
+                    .await
+                    .unwrap_or_default(),
+            }
+        })
+    }
+}
+
+/// A front-end's shard map as its `/status.json` reports it: (version, alarm messages).
+fn map_status(admin: &str) -> (u64, Vec<String>) {
+    let (code, body) = common::http_get(admin, "/status.json");
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let map = &v["shard_map"];
+    let alarms = map["keeper"]["alarms"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| {
+                    format!(
+                        "{}: {}",
+                        x["kind"].as_str().unwrap_or(""),
+                        x["message"].as_str().unwrap_or("")
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (map["version"].as_u64().expect("version"), alarms)
+}
+
+/// Polls until every front-end's map satisfies `ok`.
+async fn until_every_frontend(fleet: &Fleet, what: &str, ok: impl Fn(u64, &[String]) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    for p in &fleet.frontends {
+        let admin = p.addr("admin listening on");
+        loop {
+            let (version, alarms) = map_status(&admin);
+            if ok(version, &alarms) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: {admin} has {version} {alarms:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_maps_from_a_faulty_control_plane_are_refused_and_a_flipped_byte_is_found_at_boot() {
+    let mut fleet = Fleet::start();
+    let c = fleet.clients();
+    c[0].create_stream()
+        .stream_name("bad")
+        .shard_count(4)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&c[0], "bad").await;
+    // Every front-end now follows a control plane that can turn faulty.
+    let control: std::net::SocketAddr = fleet.control_addr.parse().expect("addr");
+    let relay = Arc::new(Relay {
+        remote: Arc::new(RemoteControl::new(
+            Pool::new(PoolConfig::default()),
+            vec![control],
+            RetryPolicy::default(),
+        )),
+        hold: AtomicBool::new(false),
+        held: AtomicUsize::new(0),
+    });
+    let feed = FaultyFeed(Arc::new(FaultyState {
+        relay: relay.clone(),
+        frames: std::sync::Mutex::new(None),
+    }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.3:0")
+        .await
+        .expect("bind");
+    let relay_addr = listener.local_addr().expect("addr").to_string();
+    let server = ControlServer::with_maps(
+        relay.clone(),
+        Some(Arc::new(feed.clone())),
+        ControlServerConfig::default(),
+    );
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    for i in 0..fleet.frontends.len() {
+        fleet.frontends[i].kill();
+        fleet.frontends[i] = fleet.start_frontend_via(i, &relay_addr, &[]);
+    }
+    // Wait for a settled map that every front-end has (registrations may still move it).
+    let (good, live) = loop {
+        let good = relay.remote.map_snapshot().await.expect("snapshot");
+        let live = levee_map::codec::decode_map(&good).expect("decode");
+        let v = live.version();
+        until_every_frontend(&fleet, "the live map", |version, _| version >= v).await;
+        let again = relay.remote.map_snapshot().await.expect("snapshot");
+        if levee_map::codec::decode_map(&again)
+            .expect("decode")
+            .version()
+            == v
+        {
+            break (good, live);
+        }
+    };
+    let v = live.version();
+
+    // A delta that leaves a hole in the hash space.
+    let mut holey = (**live.stream("bad").expect("stream")).clone();
+    holey.shards[1].hash_range.end -= 1;
+    let delta = levee_map::MapDelta {
+        from_version: v,
+        to_version: v + 1,
+        upserts: vec![holey],
+        removals: Vec::new(),
+        nodes: None,
+        checksum: 0,
+    };
+    *feed.frames.lock().expect("lock") = Some(levee_map::codec::encode_delta(&delta).into());
+    until_every_frontend(&fleet, "a refused hole", |version, alarms| {
+        version == v
+            && alarms
+                .iter()
+                .any(|a| a.starts_with("refused") && a.contains("gap or overlap"))
+    })
+    .await;
+    for client in &c {
+        put(client, "bad", "through-the-hole-alarm").await;
+    }
+
+    // A newer good map, then a version regression (the older snapshot again).
+    *feed.frames.lock().expect("lock") = None;
+    c[0].create_stream()
+        .stream_name("newer")
+        .shard_count(1)
+        .send()
+        .await
+        .expect("CreateStream");
+    wait_active(&c[0], "newer").await;
+    let v2 = relay
+        .remote
+        .map_snapshot()
+        .await
+        .map(|b| levee_map::codec::decode_map(&b).expect("decode").version())
+        .expect("snapshot");
+    until_every_frontend(&fleet, "the newer map", |version, alarms| {
+        version == v2 && alarms.is_empty()
+    })
+    .await;
+    *feed.frames.lock().expect("lock") = Some(good);
+    until_every_frontend(&fleet, "a refused regression", |version, alarms| {
+        version == v2 && alarms.iter().any(|a| a.contains("version regression"))
+    })
+    .await;
+    for client in &c {
+        put(client, "newer", "through-the-regression-alarm").await;
+    }
+
+    // A flipped byte in a front-end's newest persisted generation: found at boot, the previous
+    // generation loads, and the front-end serves.
+    fleet.frontends[0].kill();
+    let map_dir = fleet.dir.path().join("frontend-1/map");
+    let mut gens: Vec<PathBuf> = std::fs::read_dir(&map_dir)
+        .expect("map dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("gen-"))
+        })
+        .collect();
+    gens.sort();
+    let newest = gens.last().expect("a generation").clone();
+    let mut bytes = std::fs::read(&newest).expect("read");
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&newest, bytes).expect("write");
+    fleet.frontends[0] = fleet.start_frontend_via(0, &relay_addr, &[]);
+    let admin = fleet.frontends[0].addr("admin listening on");
+    let (code, body) = common::http_get(&admin, "/status.json");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let boot = &status["shard_map"]["keeper"]["boot"];
+    let corrupt = boot["corrupt"].as_array().expect("corrupt list");
+    assert_eq!(corrupt.len(), 1, "{boot}");
+    assert!(boot["loaded"].as_u64().is_some_and(|l| l < v2), "{boot}");
+    put(&fleet.client(0), "bad", "after-the-flipped-byte").await;
 }
