@@ -438,10 +438,10 @@ async fn subscribe_and_receive(
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let event = tokio::time::timeout(left, events.recv())
-            .await
-            .unwrap_or_else(|_| panic!("{data} was not delivered"))
-            .expect("event stream");
+        let Ok(received) = tokio::time::timeout(left, events.recv()).await else {
+            panic!("{data} was not delivered");
+        };
+        let event = received.expect("event stream");
         match event {
             Some(SubscribeToShardEventStream::SubscribeToShardEvent(e)) => {
                 if e.records()

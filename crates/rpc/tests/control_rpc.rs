@@ -219,3 +219,126 @@ async fn with_no_control_plane_a_call_ends_in_a_clear_retryable_error_by_its_dea
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+/// A map feed whose polls wait their full time and count how many wait at once.
+struct SlowFeed {
+    waiting: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl levee_rpc::control::MapFeed for SlowFeedHandle {
+    fn snapshot(&self) -> BoxFuture<Bytes> {
+        Box::pin(async { Bytes::from_static(b"snapshot") })
+    }
+    fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
+        let feed = self.0.clone();
+        Box::pin(async move {
+            let now = feed.waiting.fetch_add(1, Ordering::SeqCst) + 1;
+            feed.peak.fetch_max(now, Ordering::SeqCst);
+            tokio::time::sleep(wait).await;
+            feed.waiting.fetch_sub(1, Ordering::SeqCst);
+            Bytes::from(format!("after {after}"))
+        })
+    }
+}
+
+struct SlowFeedHandle(Arc<SlowFeed>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registrations_and_the_map_feed_are_served_and_excess_polls_get_429() {
+    let feed = Arc::new(SlowFeed {
+        waiting: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+    });
+    let s = ControlServer::with_maps(
+        Echo::new(Duration::ZERO),
+        Some(Arc::new(SlowFeedHandle(feed.clone()))),
+        ControlServerConfig {
+            map_polls_in_flight_max: 3,
+            ..ControlServerConfig::default()
+        },
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(s.serve(l, std::future::pending()));
+    let client = Arc::new(RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![addr],
+        RetryPolicy::default(),
+    ));
+    // Registration: accepted, and a cell cap's refusal comes back as the client's error.
+    let mut node = Registration {
+        id: 7,
+        storage: true,
+        address: "127.0.0.3:4592".into(),
+        cell: "cell-1".into(),
+    };
+    client.register(&node).await.unwrap();
+    node.cell = "full".into();
+    let e = client.register(&node).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::LimitExceeded);
+    // The feed: a snapshot, and a poll that carries its position and wait.
+    assert_eq!(
+        client.map_snapshot().await.unwrap(),
+        Bytes::from_static(b"snapshot")
+    );
+    assert_eq!(
+        client
+            .map_deltas(41, Duration::from_millis(10))
+            .await
+            .unwrap(),
+        Bytes::from_static(b"after 41")
+    );
+    // Twelve long polls at once against a cap of 3: at most 3 wait at the feed, the rest are
+    // answered 429 with a retry hint at once.
+    let pool = Pool::new(PoolConfig::default());
+    let mut body = vec![1u8];
+    body.extend_from_slice(&5u64.to_le_bytes());
+    body.extend_from_slice(&500u64.to_le_bytes());
+    let body = Bytes::from(body);
+    let started = std::time::Instant::now();
+    let answers = futures_join_all((0..12).map(|_| {
+        let pool = pool.clone();
+        let body = body.clone();
+        async move {
+            let a = pool
+                .post(addr, levee_rpc::control::MAP_DELTAS_PATH, body, 1_000)
+                .await
+                .unwrap();
+            (
+                a.status.as_u16(),
+                a.headers.contains_key("retry-after-ms"),
+                std::time::Instant::now(),
+            )
+        }
+    }))
+    .await;
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|a| a.0 == 429).collect();
+    assert_eq!(ok + refused.len(), 12, "{answers:?}");
+    assert!(
+        ok >= 3 && refused.len() >= 6,
+        "{ok} served, {} refused",
+        refused.len()
+    );
+    assert!(refused.iter().all(|a| a.1), "429 without a retry hint");
+    // Refusals are immediate, not queued behind the waiting polls.
+    assert!(refused
+        .iter()
+        .all(|a| a.2.duration_since(started) < Duration::from_millis(400)));
+    assert!(feed.peak.load(Ordering::SeqCst) <= 3);
+}
+
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
