@@ -268,8 +268,8 @@ fn describe_stream_pages_by_100_with_limit_and_exclusive_start() {
     assert_eq!(page(Some(-5), None).0.len(), 100);
     assert_eq!(page(Some(10_000), None).0.len(), 100);
     // The exact end of the list has no more shards; past it, an empty page.
-    assert_eq!(page(Some(50), Some(&sid(199))).1, false);
-    assert_eq!(page(Some(49), Some(&sid(199))).1, true);
+    assert!(!page(Some(50), Some(&sid(199))).1);
+    assert!(page(Some(49), Some(&sid(199))).1);
     assert_eq!(page(None, Some(&sid(249))), (vec![], false));
     // A bare index works; an id that does not parse starts from the beginning.
     assert_eq!(page(Some(1), Some("7")).0, vec![sid(8)]);

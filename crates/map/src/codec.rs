@@ -673,11 +673,11 @@ mod tests {
         StreamFacts {
             created_ms: 1_700_000_000_000 + u64::from(n),
             retention_hours: 24 + n,
-            on_demand: n % 3 == 0,
+            on_demand: n.is_multiple_of(3),
             max_record_kib: 1024 * (1 + n % 10),
             key_id: (n % 2 == 1).then(|| format!("alias/key-{n}")),
             shard_level_metrics: (0..n % 3).map(|i| format!("Metric{i}")).collect(),
-            warm_throughput_mibps: (n % 4 == 0).then_some(n * 10),
+            warm_throughput_mibps: n.is_multiple_of(4).then_some(n * 10),
             data_keys: (1..=n % 3)
                 .map(|v| WrappedKey {
                     version: v,
