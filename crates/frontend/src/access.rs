@@ -53,7 +53,8 @@ pub enum StreamRef {
 }
 
 impl Identity {
-    fn stream_arn(&self, name: &str) -> String {
+    /// `arn:aws:kinesis:<region>:<account>:stream/<name>`.
+    pub(crate) fn stream_arn(&self, name: &str) -> String {
         format!(
             "arn:aws:kinesis:{}:{}:stream/{name}",
             self.region, self.account_id

@@ -161,18 +161,15 @@ pub struct CallContext {
     pub caller: Option<crate::auth::Caller>,
 }
 
-/// The control plane, as the front-end sees it: control operations are forwarded whole.
+/// The control plane, as the front-end sees it: control operations are forwarded whole (all but
+/// ListShards, DescribeStream and DescribeStreamSummary, which the front-end answers from its
+/// map).
 pub trait ControlPlane: Send + Sync + 'static {
     /// Runs a control operation (decoded as `request`, sent as `call`) and returns its encoded
     /// response in `call.format`.
     fn call(&self, request: Request, call: CallContext) -> BoxFuture<Result<Vec<u8>, ApiError>>;
     /// Looks up a consumer by ARN (AWS's validation and not-found errors).
     fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>>;
-    /// The stream a ListShards `NextToken` continues (no I/O: the token is the control plane's
-    /// own encoding), so the call can be authorized against that stream's policy.
-    fn list_shards_token_stream(&self, _token: &str) -> Option<String> {
-        None
-    }
 }
 
 /// The front-end's current shard map. A new map is built beside the live one and swapped in

@@ -1,5 +1,6 @@
 //! Levee's front-end: speaks the Kinesis wire protocols (JSON and CBOR over HTTP/1.1, h2c and TLS with h2),
-//! checks requests, routes data operations by the shard map to storage, and forwards control
+//! checks requests, routes data operations by the shard map to storage, answers ListShards,
+//! DescribeStream and DescribeStreamSummary from that map, and forwards the other control
 //! operations to the control plane. It is stateless apart from its map and never depends on the
 //! storage or catalog crates — only on the interfaces in [`backend`] (a test checks this).
 //!
@@ -9,6 +10,7 @@
 //! - [`shard_limits`]: AWS's per-shard throughput limits (token buckets, driven clock in tests).
 //! - [`http`]: transport, pre-dispatch checks, request ids, connection limits, graceful shutdown.
 //! - [`dataplane`]: PutRecord(s), GetShardIterator, GetRecords.
+//! - [`describe`]: ListShards, DescribeStream, DescribeStreamSummary, from the local map.
 //! - [`iterator`]: opaque, MAC-protected, expiring shard iterators.
 //! - [`backend`]: the control-plane and storage interfaces, and the map holder.
 //! - [`metrics`]: wrappers that record per-operation and per-stream metrics.
@@ -22,6 +24,7 @@ pub mod access;
 pub mod auth;
 pub mod backend;
 pub mod dataplane;
+pub mod describe;
 pub mod eventstream;
 #[doc(hidden)]
 pub mod fuzzing;

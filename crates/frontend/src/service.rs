@@ -1,5 +1,7 @@
 //! The front-end's [`Dispatch`]: decodes each call with the protocol codec, runs the data-plane
-//! operations itself ([`DataPlane`]), and forwards every other operation to the control plane.
+//! operations itself ([`DataPlane`]), answers ListShards, DescribeStream and
+//! DescribeStreamSummary from its own map ([`crate::describe`]) so they need no control plane,
+//! and forwards every other operation to the control plane.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use crate::access::{StreamRef, Target};
 use crate::auth::Caller;
 use crate::backend::{BoxFuture, CallContext, ConsumerInfo, ControlPlane};
 use crate::dataplane::{DataPlane, PutEntry};
+use crate::describe::Describe;
 use crate::http::{Call, Dispatch, Reply};
 use crate::subscribe::Subscriptions;
 
@@ -58,7 +61,7 @@ impl KinesisService {
                 match r
                     .next_token
                     .as_deref()
-                    .and_then(|t| self.control.list_shards_token_stream(t))
+                    .and_then(crate::describe::list_token_stream)
                 {
                     Some(name) => Target::Stream(StreamRef::Named(name)),
                     None => Target::Stream(StreamRef::Missing),
@@ -72,6 +75,15 @@ impl KinesisService {
             request.operation(),
             &target,
         )
+    }
+
+    /// Runs `f` over the current map with this front-end's identity.
+    fn describe<T>(&self, f: impl FnOnce(&Describe) -> T) -> T {
+        let map = self.data.maps.current();
+        f(&Describe {
+            identity: &self.data.identity,
+            map: &map,
+        })
     }
 
     async fn call(&self, call: Call) -> Result<Vec<u8>, ApiError> {
@@ -202,6 +214,19 @@ impl KinesisService {
                         }),
                     },
                 ))
+            }
+            Request::DescribeStream(r) => {
+                let out = self.describe(|x| x.describe_stream(&r))?;
+                Ok(encode_response(format, &out))
+            }
+            Request::DescribeStreamSummary(r) => {
+                let out = self.describe(|x| x.describe_stream_summary(&r))?;
+                Ok(encode_response(format, &out))
+            }
+            Request::ListShards(r) => {
+                let now = (d.now_ms)();
+                let out = self.describe(|x| x.list_shards(&r, now))?;
+                Ok(encode_response(format, &out))
             }
             other => {
                 let context = CallContext {

@@ -9,7 +9,7 @@ use anyhow::Context;
 use base64::Engine as _;
 use levee_catalog::ConsumerStatus;
 use levee_catalog::{
-    CatalogError, Command, DataKey, EncryptionType, Outcome, ShardLevelMetric, Stream, StreamMode,
+    CatalogError, Command, DataKey, Outcome, ShardLevelMetric, Stream, StreamMode,
 };
 use levee_frontend::backend::{AppendSignals, BoxFuture, CallContext, ConsumerInfo, ControlPlane};
 use levee_frontend::dataplane::{DataPlane, Identity, MapSettings};
@@ -17,30 +17,21 @@ use levee_frontend::http::Dispatch;
 use levee_frontend::iterator::IteratorCodec;
 use levee_frontend::service::{KinesisService, Service};
 use levee_frontend::subscribe::{SubscribeConfig, Subscriptions};
-use levee_map::seqnum::SequenceNumber;
 use levee_protocol::types::{
-    self, DescribeStreamOutput, DescribeStreamSummaryOutput, HashKeyRange, ListShardsOutput,
-    ListStreamsOutput, ListTagsForResourceOutput, ListTagsForStreamOutput, SequenceNumberRange,
-    ShardFilterType, StreamDescription, StreamDescriptionSummary, StreamModeDetails, StreamSummary,
-    Tag,
+    self, ListStreamsOutput, ListTagsForResourceOutput, ListTagsForStreamOutput, StreamModeDetails,
+    StreamSummary, Tag,
 };
 use levee_protocol::{encode_response, ApiError, ErrorKind, Request, Timestamp, WireFormat};
 
 use crate::node::{now_ms, Node};
 use crate::storage_adapter::{data_key_aad, hex_encode, AtRest, LocalStorage};
 
-/// DescribeStream returns at most this many shards per call.
-const DESCRIBE_SHARDS_MAX: usize = 100;
-/// ListShards returns at most this many shards per call.
-const LIST_SHARDS_MAX: usize = 1000;
 /// ListStreams' default page size.
 const LIST_STREAMS_DEFAULT: usize = 100;
 /// ListStreamConsumers' default and largest page.
 const LIST_CONSUMERS_MAX: usize = 100;
 /// ListTagsForStream's default page size.
 const LIST_TAGS_DEFAULT: usize = 100;
-/// ListShards' NextToken expires after this long (AWS: 300 s).
-const NEXT_TOKEN_TTL_MS: u64 = 300_000;
 
 /// ON_DEMAND streams an account may have, as DescribeLimits reports it.
 const ON_DEMAND_STREAMS_MAX: u32 = levee_catalog::ON_DEMAND_STREAMS_MAX;
@@ -50,11 +41,6 @@ const ON_DEMAND_STREAMS_MAX: u32 = levee_catalog::ON_DEMAND_STREAMS_MAX;
 pub fn local_control(node: Arc<Node>) -> anyhow::Result<Arc<dyn ControlPlane>> {
     let at_rest = Arc::new(AtRest::new(node.cfg.master_key_file.clone()));
     Ok(Arc::new(LocalControl { node, at_rest }))
-}
-
-/// The stream a ListShards `NextToken` continues (see [`ControlPlane::list_shards_token_stream`]).
-pub fn list_token_stream(token: &str) -> Option<String> {
-    decode_list_token(token).map(|(name, _, _)| name)
 }
 
 /// Builds a fleet front-end's service: storage through the capped inter-node pool (nodes found
@@ -173,28 +159,6 @@ fn metric_names(ms: &[ShardLevelMetric]) -> Vec<types::MetricsName> {
     ms.iter().copied().map(metric_name).collect()
 }
 
-/// DescribeStream's and DescribeStreamSummary's `EnhancedMonitoring`.
-fn monitoring(s: &Stream) -> Vec<types::EnhancedMetrics> {
-    let on: Vec<ShardLevelMetric> = s.shard_level_metrics.iter().copied().collect();
-    vec![types::EnhancedMetrics {
-        shard_level_metrics: metric_names(&on),
-    }]
-}
-
-fn encryption(s: &Stream) -> (Option<types::EncryptionType>, Option<String>) {
-    match s.encryption {
-        EncryptionType::Kms => (Some(types::EncryptionType::Kms), s.key_id.clone()),
-        EncryptionType::None => (Some(types::EncryptionType::None), None),
-    }
-}
-
-fn warm(s: &Stream) -> Option<types::WarmThroughput> {
-    s.warm_throughput_mibps.map(|t| types::WarmThroughput {
-        target_mibps: i32::try_from(t).ok(),
-        current_mibps: i32::try_from(t).ok(),
-    })
-}
-
 fn to_u32(v: i32) -> u32 {
     u32::try_from(v).unwrap_or(0)
 }
@@ -244,54 +208,6 @@ fn mode(m: StreamMode) -> StreamModeDetails {
             StreamMode::Provisioned => types::StreamMode::Provisioned,
             StreamMode::OnDemand => types::StreamMode::OnDemand,
         },
-    }
-}
-
-fn shard_shape(s: &levee_catalog::Shard) -> types::Shard {
-    types::Shard {
-        shard_id: s.shard_id().to_string(),
-        parent_shard_id: s.parent_shard_id().map(|p| p.to_string()),
-        adjacent_parent_shard_id: s.adjacent_parent_shard_id().map(|p| p.to_string()),
-        hash_key_range: HashKeyRange {
-            starting_hash_key: s.starting_hash_key(),
-            ending_hash_key: s.ending_hash_key(),
-        },
-        sequence_number_range: SequenceNumberRange {
-            starting_sequence_number: SequenceNumber::new(
-                s.created_ms / 1000,
-                s.index,
-                0,
-                s.created_ms / 1000,
-            )
-            .to_decimal(),
-            // AWS's closed-shard form: the maximum sequence index, stamped with the close time.
-            ending_sequence_number: s.closed_ms.map(|closed| {
-                SequenceNumber::ending(s.created_ms / 1000, s.index, closed / 1000).to_decimal()
-            }),
-        },
-    }
-}
-
-/// Whether a shard is selected by a ListShards filter, at `now_ms` with the stream's retention.
-/// Times earlier than the trim horizon are corrected to it, as AWS documents for FROM_TIMESTAMP
-/// (and here for AT_TIMESTAMP too, so a timestamp before the stream names its first shards).
-fn filter_selects(
-    sh: &levee_catalog::Shard,
-    filter: Option<&types::ShardFilter>,
-    trim_horizon_ms: u64,
-) -> bool {
-    let open_at = |t: u64| sh.created_ms <= t && sh.closed_ms.is_none_or(|c| c >= t);
-    let Some(f) = filter else {
-        return true;
-    };
-    let at =
-        |ts: Option<levee_protocol::Timestamp>| ts.map_or(0, |t| t.millis()).max(trim_horizon_ms);
-    match f.r#type {
-        ShardFilterType::AtLatest => sh.open,
-        ShardFilterType::AtTrimHorizon => open_at(trim_horizon_ms),
-        ShardFilterType::AtTimestamp => open_at(at(f.timestamp)),
-        ShardFilterType::FromTimestamp => sh.closed_ms.is_none_or(|c| c >= at(f.timestamp)),
-        ShardFilterType::FromTrimHorizon | ShardFilterType::AfterShardId => true,
     }
 }
 
@@ -403,75 +319,6 @@ impl LocalControl {
                 }
                 empty_ok()
             }
-            Request::DescribeStream(r) => {
-                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                let s = self.stream(&name)?;
-                let limit = r
-                    .limit
-                    .and_then(|l| usize::try_from(l).ok())
-                    .unwrap_or(DESCRIBE_SHARDS_MAX)
-                    .clamp(1, DESCRIBE_SHARDS_MAX);
-                let after = r
-                    .exclusive_start_shard_id
-                    .as_deref()
-                    .and_then(levee_map::ShardId::parse);
-                // AWS lists no shards while a stream is CREATING; expired shards never.
-                let rest: Vec<&levee_catalog::Shard> =
-                    if s.status == levee_catalog::StreamStatus::Creating {
-                        Vec::new()
-                    } else {
-                        s.live_shards_after(after).collect()
-                    };
-                let shards = rest.iter().take(limit).map(|sh| shard_shape(sh)).collect();
-                Ok(encode_response(
-                    format,
-                    &DescribeStreamOutput {
-                        stream_description: StreamDescription {
-                            stream_name: s.name.clone(),
-                            stream_arn: s.arn.clone(),
-                            stream_status: status(s.status),
-                            stream_mode_details: Some(mode(s.mode)),
-                            shards,
-                            has_more_shards: rest.len() > limit,
-                            retention_period_hours: s.retention_hours as i32,
-                            stream_creation_timestamp: Timestamp(s.created_ms),
-                            enhanced_monitoring: monitoring(&s),
-                            encryption_type: encryption(&s).0,
-                            key_id: encryption(&s).1,
-                        },
-                    },
-                ))
-            }
-            Request::DescribeStreamSummary(r) => {
-                let name = self.name(r.stream_name.as_deref(), r.stream_arn.as_deref())?;
-                let s = self.stream(&name)?;
-                Ok(encode_response(
-                    format,
-                    &DescribeStreamSummaryOutput {
-                        stream_description_summary: StreamDescriptionSummary {
-                            stream_name: s.name.clone(),
-                            stream_arn: s.arn.clone(),
-                            stream_id: None,
-                            stream_status: status(s.status),
-                            stream_mode_details: Some(mode(s.mode)),
-                            retention_period_hours: s.retention_hours as i32,
-                            stream_creation_timestamp: Timestamp(s.created_ms),
-                            enhanced_monitoring: monitoring(&s),
-                            encryption_type: encryption(&s).0,
-                            key_id: encryption(&s).1,
-                            open_shard_count: s.open_shard_count() as i32,
-                            consumer_count: Some(
-                                self.node
-                                    .catalog
-                                    .read(|c| c.consumer_count(&name))
-                                    .map_err(api)? as i32,
-                            ),
-                            warm_throughput: warm(&s),
-                            max_record_size_in_kib: i32::try_from(s.max_record_size_kib).ok(),
-                        },
-                    },
-                ))
-            }
             Request::ListStreams(r) => {
                 let limit = r
                     .limit
@@ -517,7 +364,6 @@ impl LocalControl {
                     },
                 ))
             }
-            Request::ListShards(r) => self.list_shards(r, format),
             Request::RegisterStreamConsumer(r) => {
                 let outcome = self
                     .run(Command::RegisterConsumer {
@@ -746,10 +592,15 @@ impl LocalControl {
                 ErrorKind::UnknownOperation,
                 "SubscribeToShard is served by the front-end's event-stream path",
             )),
+            // The front-end answers these itself (the data plane, and the describing operations
+            // from its own map); none reaches the control plane.
             Request::PutRecord(_)
             | Request::PutRecords(_)
             | Request::GetShardIterator(_)
-            | Request::GetRecords(_) => Err(ApiError::internal_failure()),
+            | Request::GetRecords(_)
+            | Request::ListShards(_)
+            | Request::DescribeStream(_)
+            | Request::DescribeStreamSummary(_) => Err(ApiError::internal_failure()),
             Request::DescribeLimits(_) => {
                 let (shard_limit, open, on_demand) = self.node.catalog.read(|c| {
                     (
@@ -1054,99 +905,6 @@ impl LocalControl {
         self.node.reconcile().await.map_err(internal)?;
         empty_ok()
     }
-
-    fn list_shards(
-        &self,
-        r: types::ListShardsInput,
-        format: WireFormat,
-    ) -> Result<Vec<u8>, ApiError> {
-        let now = now_ms();
-        let (name, after) = match (&r.next_token, &r.stream_name, &r.stream_arn) {
-            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-                return Err(ApiError::invalid_argument(
-                    "NextToken and StreamName cannot be provided together.",
-                ))
-            }
-            (Some(t), None, None) => {
-                let (name, index, issued) = decode_list_token(t)
-                    .ok_or_else(|| ApiError::invalid_argument(format!("Invalid NextToken: {t}")))?;
-                if now.saturating_sub(issued) > NEXT_TOKEN_TTL_MS {
-                    return Err(ApiError::new(
-                        ErrorKind::ExpiredNextToken,
-                        format!("The timestamp in the NextToken has expired: {t}"),
-                    ));
-                }
-                (name, Some(levee_map::ShardId(index)))
-            }
-            (None, None, None) => {
-                // AWS's text for ListShards (recorded in kinesalite's test/listShards.js).
-                return Err(ApiError::invalid_argument(
-                    "Either NextToken or StreamName should be provided.",
-                ));
-            }
-            (None, n, a) => {
-                let name = self.name(n.as_deref(), a.as_deref())?;
-                let after = r
-                    .exclusive_start_shard_id
-                    .as_deref()
-                    .and_then(levee_map::ShardId::parse);
-                (name, after)
-            }
-        };
-        let s = self.stream(&name)?;
-        if let Some(f) = &r.shard_filter {
-            let needs_id = f.r#type == ShardFilterType::AfterShardId && f.shard_id.is_none();
-            let needs_time = matches!(
-                f.r#type,
-                ShardFilterType::AtTimestamp | ShardFilterType::FromTimestamp
-            ) && f.timestamp.is_none();
-            if needs_id || needs_time {
-                return Err(ApiError::invalid_argument(format!(
-                    "ShardFilter of type {} requires {}.",
-                    f.r#type.as_str(),
-                    if needs_id { "ShardId" } else { "Timestamp" }
-                )));
-            }
-        }
-        // The trim horizon: the oldest data still retained, never before the stream began.
-        let first_created = s.shards.first().map_or(s.created_ms, |sh| sh.created_ms);
-        let trim_horizon_ms = now.saturating_sub(s.retention_ms()).max(first_created);
-        let filter_after = r
-            .shard_filter
-            .as_ref()
-            .filter(|f| f.r#type == ShardFilterType::AfterShardId)
-            .and_then(|f| f.shard_id.as_deref())
-            .and_then(levee_map::ShardId::parse);
-        let start = after.max(filter_after);
-        let limit = r
-            .max_results
-            .and_then(|l| usize::try_from(l).ok())
-            .unwrap_or(LIST_SHARDS_MAX)
-            .clamp(1, LIST_SHARDS_MAX);
-        let candidates: Vec<&levee_catalog::Shard> = s
-            .live_shards_after(start)
-            .filter(|sh| filter_selects(sh, r.shard_filter.as_ref(), trim_horizon_ms))
-            .collect();
-        let page: Vec<types::Shard> = candidates
-            .iter()
-            .take(limit)
-            .map(|sh| shard_shape(sh))
-            .collect();
-        let next_token = (candidates.len() > limit)
-            .then(|| {
-                candidates
-                    .get(limit - 1)
-                    .map(|last| encode_list_token(&name, last.index, now))
-            })
-            .flatten();
-        Ok(encode_response(
-            format,
-            &ListShardsOutput {
-                shards: Some(page),
-                next_token,
-            },
-        ))
-    }
 }
 
 fn encode_token(s: &str) -> String {
@@ -1162,19 +920,6 @@ fn decode_token(t: &str) -> Option<String> {
     .ok()
 }
 
-fn encode_list_token(stream: &str, index: u32, issued_ms: u64) -> String {
-    encode_token(&format!("{issued_ms}/{index}/{stream}"))
-}
-
-fn decode_list_token(t: &str) -> Option<(String, u32, u64)> {
-    let text = decode_token(t)?;
-    let mut parts = text.splitn(3, '/');
-    let issued = parts.next()?.parse().ok()?;
-    let index = parts.next()?.parse().ok()?;
-    let name = parts.next()?.to_owned();
-    Some((name, index, issued))
-}
-
 impl ControlPlane for LocalControl {
     fn call(&self, request: Request, call: CallContext) -> BoxFuture<Result<Vec<u8>, ApiError>> {
         let format = call.format;
@@ -1188,10 +933,6 @@ impl ControlPlane for LocalControl {
             this.node.map_barrier().await;
             answer
         })
-    }
-
-    fn list_shards_token_stream(&self, token: &str) -> Option<String> {
-        decode_list_token(token).map(|(name, _, _)| name)
     }
 
     fn consumer(&self, consumer_arn: &str) -> BoxFuture<Result<ConsumerInfo, ApiError>> {

@@ -492,10 +492,6 @@ impl ControlPlane for ForwardedControl {
         let arn = consumer_arn.to_owned();
         Box::pin(async move { remote.consumer(&arn).await })
     }
-
-    fn list_shards_token_stream(&self, token: &str) -> Option<String> {
-        crate::control::list_token_stream(token)
-    }
 }
 
 /// A fleet front-end's map plumbing, booted from disk and following the control plane.

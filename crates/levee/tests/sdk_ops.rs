@@ -431,6 +431,88 @@ async fn creating_stream_is_described_without_shards_then_active() {
     assert_eq!(ids(d.stream_description().unwrap().shards()), range(0, 2));
 }
 
+/// The describing operations answer from the front-end's map; a control call returns only once
+/// that map has what it changed, so a reshard shows at once (the stream still UPDATING).
+#[tokio::test]
+async fn describing_operations_see_a_reshard_as_soon_as_it_returns() {
+    let (_server, client, name) = creating_stream().await;
+    wait_active(&client, &name).await;
+    let summary = |client: Client, name: String| async move {
+        let s = client
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .unwrap();
+        let s = s.stream_description_summary().unwrap();
+        (s.stream_status().clone(), s.open_shard_count())
+    };
+    let latest = |client: Client, name: String| async move {
+        let f = ShardFilter::builder()
+            .r#type(ShardFilterType::AtLatest)
+            .build()
+            .unwrap();
+        let r = client
+            .list_shards()
+            .stream_name(name)
+            .shard_filter(f)
+            .send()
+            .await
+            .unwrap();
+        ids(r.shards())
+    };
+    client
+        .split_shard()
+        .stream_name(&name)
+        .shard_to_split(SHARD0)
+        .new_starting_hash_key("1000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(client.clone(), name.clone()).await,
+        (StreamStatus::Updating, 3)
+    );
+    assert_eq!(
+        latest(client.clone(), name.clone()).await,
+        vec![shard_id(1), shard_id(2), shard_id(3)]
+    );
+    let d = client
+        .describe_stream()
+        .stream_name(&name)
+        .send()
+        .await
+        .unwrap();
+    let d = d.stream_description().unwrap();
+    assert_eq!(d.stream_status(), &StreamStatus::Updating);
+    assert_eq!(ids(d.shards()), range(0, 4));
+    assert!(d.shards()[0]
+        .sequence_number_range()
+        .unwrap()
+        .ending_sequence_number()
+        .is_some_and(is_seq));
+    assert_eq!(d.shards()[2].parent_shard_id(), Some(SHARD0));
+    assert_eq!(
+        d.shards()[2].hash_key_range().unwrap().ending_hash_key(),
+        "999"
+    );
+    wait_active(&client, &name).await;
+    let out = client
+        .update_shard_count()
+        .stream_name(&name)
+        .target_shard_count(4)
+        .scaling_type(aws_sdk_kinesis::types::ScalingType::UniformScaling)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.target_shard_count(), Some(4));
+    assert_eq!(
+        summary(client.clone(), name.clone()).await,
+        (StreamStatus::Updating, 4)
+    );
+    assert_eq!(latest(client.clone(), name.clone()).await.len(), 4);
+}
+
 #[tokio::test]
 async fn creating_stream_refuses_control_operations() {
     let (_server, client, name) = creating_stream().await;
