@@ -1,7 +1,8 @@
 //! The roles as separate processes on 127.0.0.x: one control plane, three storage nodes and
 //! three front-ends (`levee serve --role ...`), driven through every front-end with the AWS SDK
 //! for Rust, with credentials configured (front-ends verify SigV4). Then static stability: the
-//! control plane stopped, the data operations keep working through every front-end; every
+//! control plane stopped, the data operations, SubscribeToShard and the describing operations
+//! (ListShards, DescribeStream, DescribeStreamSummary) keep working through every front-end; every
 //! front-end `kill -9`ed at once serves again from its persisted map within a second of its
 //! restart; the same mass restart with the control plane up.
 
@@ -604,6 +605,20 @@ async fn static_stability_with_the_control_plane_stopped_and_mass_restarts() {
         let data = format!("s-{i}");
         subscribe_and_receive(client, client, &consumer, "st", (shard, key), &data).await;
         want.push(data);
+    }
+    // The describing operations answer from each front-end's map.
+    for client in &c {
+        assert_eq!(shard_keys(client, "st").await, keys);
+        assert_eq!(shard_ids(client, "st").await, shards);
+        let summary = client
+            .describe_stream_summary()
+            .stream_name("st")
+            .send()
+            .await
+            .expect("DescribeStreamSummary without a control plane");
+        let d = summary.stream_description_summary().expect("summary");
+        assert_eq!(d.stream_status().as_str(), "ACTIVE");
+        assert_eq!((d.open_shard_count(), d.consumer_count()), (3, Some(1)));
     }
     // Catalog changes wait, with a clear retryable error.
     let refused = c[1]
