@@ -1,0 +1,436 @@
+//! Request latency through a fleet front-end while it applies 100,000-shard map snapshots
+//! (issue 10). Run by hand, release build:
+//!
+//! ```sh
+//! cargo build --release -p levee -p levee-bench
+//! target/release/snapshot_apply --levee target/release/levee
+//! ```
+//!
+//! It starts a control plane, a storage node and a front-end (`levee serve --role ...`) on
+//! loopback, with the front-end following this program's relay instead of the control plane.
+//! The relay passes everything through until told to inject: then it answers every map poll at
+//! once with a new snapshot (version + 1 each time) holding the real streams plus a stream of
+//! `--shards` shards, so the front-end decodes, validates, persists and swaps a 100,000-shard map
+//! back to back. PutRecord (concurrency 1, 100-byte records) is timed before (baseline) and
+//! during, and the target — p99 within max(2 × baseline, baseline + 5 ms) — is checked.
+
+#[path = "../client.rs"]
+#[allow(dead_code)]
+mod client;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use bytes::Bytes;
+use clap::Parser;
+use hdrhistogram::Histogram;
+use levee_frontend::backend::{BoxFuture, ConsumerInfo};
+use levee_map::{GroupId, NodeId, ShardId, ShardMap, ShardRoute, StreamRoute, StreamState};
+use levee_protocol::ApiError;
+use levee_rpc::control::{
+    ControlCall, ControlHandler, ControlServer, ControlServerConfig, MapFeed, Registration,
+    RemoteControl, RetryPolicy,
+};
+use levee_rpc::{Pool, PoolConfig};
+
+#[derive(Parser)]
+struct Cli {
+    /// The levee binary (a release build).
+    #[arg(long, default_value = "target/release/levee")]
+    levee: PathBuf,
+    /// Shards in the injected stream.
+    #[arg(long, default_value_t = 100_000)]
+    shards: u32,
+    /// PutRecord calls timed in each phase.
+    #[arg(long, default_value_t = 3_000)]
+    requests: usize,
+    /// Snapshots prepared for the front-end to apply back to back.
+    #[arg(long, default_value_t = 40)]
+    maps: usize,
+}
+
+struct Proc(Child, Vec<String>);
+
+impl Proc {
+    fn start(levee: &PathBuf, args: &[&str], wait_for: &str) -> Result<Proc> {
+        let mut child = Command::new(levee)
+            .arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .env("LEVEE_LOG", "error")
+            .spawn()
+            .context("spawning levee")?;
+        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+        let mut seen = Vec::new();
+        loop {
+            match lines.next() {
+                Some(Ok(l)) => {
+                    let done = l.starts_with(wait_for);
+                    seen.push(l);
+                    if done {
+                        break;
+                    }
+                }
+                _ => bail!("levee exited before `{wait_for}`: {seen:?}"),
+            }
+        }
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        Ok(Proc(child, seen))
+    }
+
+    fn addr(&self, prefix: &str) -> String {
+        self.1
+            .iter()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .unwrap_or_default()
+            .trim_start_matches("http://")
+            .to_owned()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Relay {
+    remote: Arc<RemoteControl>,
+    inject: AtomicBool,
+    /// The real map the injected ones extend, and the next version to inject.
+    base: Mutex<Option<ShardMap>>,
+    next_version: AtomicU64,
+    shards: u32,
+    injected: AtomicU64,
+    /// Snapshots built before timing, served in version order (building them while timing
+    /// would take this process's CPU from the front-end on a small machine).
+    prebuilt: Mutex<std::collections::VecDeque<Bytes>>,
+}
+
+impl Relay {
+    fn big_snapshot(&self) -> Bytes {
+        let base = self.base.lock().expect("lock").clone().expect("base map");
+        let version = self.next_version.fetch_add(1, Ordering::SeqCst);
+        let node = base
+            .streams()
+            .flat_map(|s| s.shards.iter())
+            .map(|s| s.node)
+            .next()
+            .unwrap_or(NodeId(1));
+        let ranges = levee_map::even_split(self.shards);
+        let big = StreamRoute {
+            name: "snapshot-bench-big".into(),
+            uid: u64::MAX / 2,
+            state: StreamState::Active,
+            shards: ranges
+                .into_iter()
+                .enumerate()
+                .map(|(i, hash_range)| ShardRoute {
+                    shard_id: ShardId(i as u32),
+                    uid: u64::MAX / 2 + 1 + i as u64,
+                    hash_range,
+                    open: true,
+                    group: GroupId(node.0),
+                    node,
+                    epoch: 1,
+                    parent: None,
+                    adjacent_parent: None,
+                    created_ms: 1_700_000_000_000,
+                    closed_ms: None,
+                })
+                .collect(),
+            policies: Default::default(),
+            facts: Default::default(),
+        };
+        let mut streams: Vec<StreamRoute> = base.streams().map(|s| (**s).clone()).collect();
+        streams.push(big);
+        let map = ShardMap::build_with_nodes(version, streams, base.nodes().clone())
+            .expect("a valid map");
+        Bytes::from(levee_map::codec::encode_map(&map))
+    }
+}
+
+impl Relay {
+    /// The next prebuilt snapshot; none left: "no change" after a short wait.
+    async fn next_prebuilt(&self) -> Bytes {
+        let next = self.prebuilt.lock().expect("lock").pop_front();
+        match next {
+            Some(b) => {
+                self.injected.fetch_add(1, Ordering::SeqCst);
+                b
+            }
+            None => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Bytes::new()
+            }
+        }
+    }
+}
+
+impl ControlHandler for Relay {
+    fn call(&self, call: ControlCall) -> BoxFuture<Result<Vec<u8>, ApiError>> {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.call(&call).await })
+    }
+    fn consumer(&self, arn: String) -> BoxFuture<Result<ConsumerInfo, ApiError>> {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.consumer(&arn).await })
+    }
+    fn register(&self, node: Registration) -> BoxFuture<Result<(), ApiError>> {
+        let remote = self.remote.clone();
+        Box::pin(async move { remote.register(&node).await })
+    }
+}
+
+struct Feed(Arc<Relay>);
+
+impl MapFeed for Feed {
+    fn snapshot(&self) -> BoxFuture<Bytes> {
+        let relay = self.0.clone();
+        Box::pin(async move {
+            if relay.inject.load(Ordering::SeqCst) {
+                return relay.next_prebuilt().await;
+            }
+            relay.remote.map_snapshot().await.unwrap_or_default()
+        })
+    }
+    fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
+        let relay = self.0.clone();
+        Box::pin(async move {
+            if relay.inject.load(Ordering::SeqCst) {
+                return relay.next_prebuilt().await;
+            }
+            relay.remote.map_deltas(after, wait).await.unwrap_or_default()
+        })
+    }
+}
+
+async fn timed_puts(k: &client::Kinesis, n: usize) -> Result<Histogram<u64>> {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let data = base64_100();
+    for i in 0..n {
+        let body = Bytes::from(format!(
+            r#"{{"StreamName":"bench","PartitionKey":"k{i}","Data":"{data}"}}"#
+        ));
+        let t = Instant::now();
+        let r = k.call("PutRecord", body, None).await?;
+        if !r.is_ok() {
+            bail!("PutRecord failed: {}", r.error_type());
+        }
+        h.record(t.elapsed().as_micros().max(1) as u64)?;
+    }
+    Ok(h)
+}
+
+fn base64_100() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([b'x'; 100])
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let dir = tempfile_dir()?;
+    let key = dir.join("master.key");
+    let key = key.to_str().context("path")?;
+    let d = |name: &str| dir.join(name).to_string_lossy().into_owned();
+    let common = ["--master-key-file", key, "--stream-transition-ms", "100"];
+    let mut args = vec![
+        "--role",
+        "control",
+        "--control-listen",
+        "127.0.0.2:0",
+        "--admin-listen",
+        "127.0.0.2:0",
+    ];
+    let cdir = d("control");
+    args.extend(["--data-dir", &cdir]);
+    args.extend(common);
+    let control = Proc::start(&cli.levee, &args, "control listening on")?;
+    let control_addr = control.addr("control listening on");
+    let sdir = d("storage");
+    let mut args = vec![
+        "--role",
+        "storage",
+        "--control",
+        &control_addr,
+        "--storage-listen",
+        "127.0.0.11:0",
+        "--admin-listen",
+        "127.0.0.11:0",
+        "--data-dir",
+        &sdir,
+    ];
+    args.extend(common);
+    let _storage = Proc::start(&cli.levee, &args, "registered as storage node")?;
+
+    let remote = Arc::new(RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![control_addr.parse()?],
+        RetryPolicy::default(),
+    ));
+    let relay = Arc::new(Relay {
+        remote,
+        inject: AtomicBool::new(false),
+        base: Mutex::new(None),
+        next_version: AtomicU64::new(0),
+        shards: cli.shards,
+        injected: AtomicU64::new(0),
+        prebuilt: Mutex::new(Default::default()),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.3:0").await?;
+    let relay_addr = listener.local_addr()?.to_string();
+    let server = ControlServer::with_maps(
+        relay.clone(),
+        Some(Arc::new(Feed(relay.clone()))),
+        ControlServerConfig::default(),
+    );
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    let fdir = d("frontend");
+    let mut args = vec![
+        "--role",
+        "frontend",
+        "--control",
+        &relay_addr,
+        "--listen",
+        "127.0.0.21:0",
+        "--admin-listen",
+        "127.0.0.21:0",
+        "--data-dir",
+        &fdir,
+        "--auth",
+        "insecure",
+    ];
+    args.extend(common);
+    let frontend = Proc::start(&cli.levee, &args, "registered as front-end")?;
+    let api = frontend.addr("levee listening on");
+    let k = client::Kinesis::new(
+        &client::Endpoint {
+            url: format!("http://{api}"),
+            region: "us-east-1".into(),
+            access_key: "AKIDLEVEEBENCH".into(),
+            secret_key: "levee-bench-secret-key".into(),
+        },
+        4,
+    )?;
+    k.create_stream("bench", 4).await?;
+    // Wait until the front-end routes the stream.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while timed_puts(&k, 1).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("the front-end never routed the stream");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let snapshot = relay.remote.map_snapshot().await?;
+    let base = levee_map::codec::decode_map(&snapshot)?;
+    relay.next_version.store(base.version() + 1, Ordering::SeqCst);
+    *relay.base.lock().expect("lock") = Some(base);
+    let t = Instant::now();
+    let mut bytes = 0;
+    for _ in 0..cli.maps {
+        let one = relay.big_snapshot();
+        bytes = one.len();
+        relay.prebuilt.lock().expect("lock").push_back(one);
+    }
+    println!(
+        "{} snapshots of {} shards, {:.1} MB each, built and encoded in {:.1} s here",
+        cli.maps,
+        cli.shards,
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64()
+    );
+
+    timed_puts(&k, 200).await?; // warm up
+    let baseline = timed_puts(&k, cli.requests).await?;
+    relay.injected.store(0, Ordering::SeqCst);
+    relay.inject.store(true, Ordering::SeqCst);
+    // Let the first big map go in before timing.
+    let admin = frontend.addr("admin listening on");
+    let target = relay.next_version.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while live_version(&admin).unwrap_or(0) < target {
+        if Instant::now() > deadline {
+            bail!("the front-end never took a big map");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = live_version(&admin)?;
+    let started = Instant::now();
+    let during = timed_puts(&k, cli.requests).await?;
+    let applied = live_version(&admin)? - before;
+    if relay.prebuilt.lock().expect("lock").is_empty() {
+        println!("  (all prepared maps were applied before timing ended: raise --maps)");
+    }
+    let secs = started.elapsed().as_secs_f64();
+    relay.inject.store(false, Ordering::SeqCst);
+
+    let b99 = baseline.value_at_quantile(0.99);
+    let d99 = during.value_at_quantile(0.99);
+    let bound = (2 * b99).max(b99 + 5_000);
+    println!("PutRecord, concurrency 1, {} calls per phase:", cli.requests);
+    println!(
+        "  baseline            p50 {:.3} ms  p99 {:.3} ms  p999 {:.3} ms",
+        ms(baseline.value_at_quantile(0.5)),
+        ms(b99),
+        ms(baseline.value_at_quantile(0.999))
+    );
+    println!(
+        "  applying snapshots  p50 {:.3} ms  p99 {:.3} ms  p999 {:.3} ms  ({applied} maps of {} shards swapped in {secs:.1} s)",
+        ms(during.value_at_quantile(0.5)),
+        ms(d99),
+        ms(during.value_at_quantile(0.999)),
+        cli.shards
+    );
+    println!(
+        "  target: p99 <= max(2 x baseline, baseline + 5 ms) = {:.3} ms: {}",
+        ms(bound),
+        if d99 <= bound { "met" } else { "NOT met" }
+    );
+    if applied == 0 {
+        bail!("no snapshot was applied while timing");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn live_version(admin: &str) -> Result<u64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(admin)?;
+    write!(
+        s,
+        "GET /status.json HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
+    let v: serde_json::Value = serde_json::from_str(body).context("status.json")?;
+    v["shard_map"]["version"]
+        .as_u64()
+        .context("shard_map.version")
+}
+
+fn tempfile_dir() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("levee-snapshot-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
