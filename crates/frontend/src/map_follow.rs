@@ -37,6 +37,100 @@ use serde::Serialize;
 
 use crate::backend::{BoxFuture, MapHolder};
 
+/// Map work (decoding, validating, persisting, freeing maps) queued for the map thread at most.
+pub const MAP_WORK_QUEUE_MAX: usize = 4;
+/// The map thread's nice value: below the request path's priority, so building a large map
+/// takes spare CPU rather than request latency.
+pub const MAP_THREAD_NICE: i32 = 10;
+
+type MapJob = Box<dyn FnOnce() + Send>;
+
+/// Runs `f` on the process's one map thread (started on first use, lower CPU priority than
+/// the request runtime, a bounded queue): map work never runs on the request path and never
+/// takes more than one thread (R1).
+pub async fn map_work<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, String> {
+    static WORKER: std::sync::OnceLock<Option<tokio::sync::mpsc::Sender<MapJob>>> =
+        std::sync::OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<MapJob>(MAP_WORK_QUEUE_MAX);
+        metrics::gauge!("levee_config_limit", "limit" => "map_work_queue")
+            .set(MAP_WORK_QUEUE_MAX as f64);
+        let spawned = std::thread::Builder::new()
+            .name("levee-map".into())
+            .spawn(move || {
+                lower_priority();
+                while let Some(job) = rx.blocking_recv() {
+                    // A panicking job loses only its own answer (the caller sees an error).
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                }
+            });
+        match spawned {
+            Ok(_) => Some(tx),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the map thread; map work uses the blocking pool");
+                None
+            }
+        }
+    });
+    let Some(tx) = worker else {
+        return tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| format!("map work failed: {e}"));
+    };
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let job: MapJob = Box::new(move || {
+        let _ = done_tx.send(f());
+    });
+    tx.send(job)
+        .await
+        .map_err(|_| "the map thread has stopped".to_string())?;
+    done_rx
+        .await
+        .map_err(|_| "map work failed (the job panicked)".to_string())
+}
+
+/// The process's map I/O runtime: one thread ("levee-map-io", lower CPU priority) running a
+/// current-thread tokio runtime, so fetching a large map (receiving a 10 MB HTTP/2 body) never
+/// occupies a request worker. Started on first use.
+pub fn map_io_handle() -> Result<tokio::runtime::Handle, String> {
+    static HANDLE: std::sync::OnceLock<Result<tokio::runtime::Handle, String>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("building the map I/O runtime: {e}"))?;
+            let handle = rt.handle().clone();
+            std::thread::Builder::new()
+                .name("levee-map-io".into())
+                .spawn(move || {
+                    lower_priority();
+                    rt.block_on(std::future::pending::<()>());
+                })
+                .map_err(|e| format!("starting the map I/O thread: {e}"))?;
+            Ok(handle)
+        })
+        .clone()
+}
+
+/// Lowers the calling thread's CPU priority to [`MAP_THREAD_NICE`].
+fn lower_priority() {
+    // SAFETY: setpriority on this thread's own id; raising nice needs no privilege.
+    let rc = unsafe {
+        libc::setpriority(
+            libc::PRIO_PROCESS,
+            libc::gettid() as libc::id_t,
+            MAP_THREAD_NICE,
+        )
+    };
+    if rc != 0 {
+        tracing::warn!("could not lower a map thread's priority");
+    }
+}
+
 /// Snapshots asked for by stale routes are at least this far apart.
 pub const MAP_REFRESH_INTERVAL_MIN_MS: u64 = 100;
 /// Persisted generations kept on disk (the newest and at least one fallback).
@@ -246,6 +340,8 @@ pub struct MapKeeper {
     state: Mutex<KeeperState>,
     /// One offer or approval at a time (they persist, then swap).
     serial: Mutex<()>,
+    /// The map last replaced, kept until the next swap (see `persist_and_swap`).
+    retired: Mutex<Option<Arc<ShardMap>>>,
 }
 
 fn now_ms() -> u64 {
@@ -272,6 +368,7 @@ impl MapKeeper {
                 boot: BootReport::default(),
             }),
             serial: Mutex::new(()),
+            retired: Mutex::new(None),
         }
     }
 
@@ -495,7 +592,16 @@ impl MapKeeper {
                 }
             }
         }
-        self.holder.replace(map);
+        if let Some(old) = self.holder.replace(map) {
+            // Requests that cloned the old map finish with it long before the next swap, so
+            // the last reference (and freeing it) usually stays here, off the request path.
+            let previous = self
+                .retired
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .replace(old);
+            drop(previous);
+        }
         metrics::counter!("levee_frontend_map_accepted_total").increment(1);
         metrics::gauge!("levee_frontend_map_persisted_bytes").set(bytes.len() as f64);
         let mut st = self.state();
@@ -647,6 +753,22 @@ pub fn spawn_follower(
     settled
 }
 
+/// [`spawn_follower`] on the runtime `on` (a fleet node's map I/O runtime, [`map_io_handle`]).
+pub fn spawn_follower_on(
+    on: &tokio::runtime::Handle,
+    keeper: Arc<MapKeeper>,
+    source: Arc<dyn MapSource>,
+    cfg: FollowConfig,
+) -> tokio::sync::watch::Receiver<Settled> {
+    let (settled_tx, settled) = tokio::sync::watch::channel(Settled {
+        version: keeper.holder.current().version(),
+        failures: 0,
+        started: false,
+    });
+    on.spawn(follow(keeper, source, cfg, settled_tx));
+    settled
+}
+
 /// Waits until the follower has dealt with version `target` (or failed an attempt after this
 /// call began, or `timeout` passed). Returns whether it reached `target`.
 pub async fn wait_settled(
@@ -707,7 +829,7 @@ async fn follow(
                 metrics::counter!("levee_frontend_map_feed_bytes_total")
                     .increment(feed.len() as u64);
                 let k = keeper.clone();
-                let job = tokio::task::spawn_blocking(move || {
+                let job = map_work(move || {
                     let base = k.base();
                     let Some((candidate, intended)) =
                         build(&base, &feed).map_err(|e| ("refused", e))?

@@ -144,19 +144,26 @@ fn boot_keeper(cfg: &ServeConfig, maps: Arc<MapHolder>) -> anyhow::Result<Arc<Ma
     Ok(keeper)
 }
 
+/// Follows the control plane's map feed on the map I/O runtime (its own thread and its own
+/// connection to the control plane), so receiving and building a large map never takes a
+/// request worker; falls back to the current runtime if that thread cannot start.
 fn follow(
     cfg: &ServeConfig,
     keeper: Arc<MapKeeper>,
-    control: Arc<RemoteControl>,
+    control: &RemoteControl,
 ) -> tokio::sync::watch::Receiver<Settled> {
-    levee_frontend::map_follow::spawn_follower(
-        keeper,
-        Arc::new(RemoteMapSource(control)),
-        FollowConfig {
-            snapshot_period: Duration::from_millis(cfg.map_snapshot_period_ms),
-            ..FollowConfig::default()
-        },
-    )
+    let feed = Arc::new(RemoteMapSource(Arc::new(control.with_own_pool())));
+    let follow_cfg = FollowConfig {
+        snapshot_period: Duration::from_millis(cfg.map_snapshot_period_ms),
+        ..FollowConfig::default()
+    };
+    match levee_frontend::map_follow::map_io_handle() {
+        Ok(io) => levee_frontend::map_follow::spawn_follower_on(&io, keeper, feed, follow_cfg),
+        Err(why) => {
+            tracing::error!(%why, "following the map on the request runtime");
+            levee_frontend::map_follow::spawn_follower(keeper, feed, follow_cfg)
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,7 +321,7 @@ impl StorageNode {
         });
         // Serve the persisted map at once (static stability), then follow.
         node.reconcile_now().await;
-        follow(cfg, node.keeper.clone(), control);
+        follow(cfg, node.keeper.clone(), &control);
         node.clone().reconcile_on_changes();
         node.clone().sweep_retention();
         Ok(node)
@@ -509,7 +516,7 @@ impl FrontendMaps {
         let id = node_id(&cfg.data_dir)?;
         let maps = Arc::new(MapHolder::default());
         let keeper = boot_keeper(cfg, maps.clone())?;
-        let settled = follow(cfg, keeper.clone(), control);
+        let settled = follow(cfg, keeper.clone(), &control);
         Ok(FrontendMaps {
             id,
             maps,

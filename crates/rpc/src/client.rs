@@ -82,6 +82,8 @@ pub struct PoolConfig {
     pub connect_timeout_ms: u64,
     /// A request's limit, on top of a `Wait`'s own wait.
     pub request_timeout_ms: u64,
+    /// A response body's largest size ([`RESPONSE_BYTES_MAX`] by default).
+    pub response_bytes_max: usize,
 }
 
 impl Default for PoolConfig {
@@ -91,6 +93,7 @@ impl Default for PoolConfig {
             requests_in_flight_max: 1024,
             connect_timeout_ms: 1_000,
             request_timeout_ms: 10_000,
+            response_bytes_max: RESPONSE_BYTES_MAX,
         }
     }
 }
@@ -295,7 +298,7 @@ impl Pool {
             })?;
             let status = resp.status();
             let headers = resp.headers().clone();
-            let body = Limited::new(resp.into_body(), RESPONSE_BYTES_MAX)
+            let body = Limited::new(resp.into_body(), self.config.response_bytes_max)
                 .collect()
                 .await
                 .map_err(|e| RpcError::Transport(e.to_string()))?

@@ -36,6 +36,8 @@ pub const MAP_DELTAS_PATH: &str = "/map/v1/deltas";
 /// answered: the forwarding front-end waits for its own map to reach it, so what a client saw
 /// change through one front-end it can use there at once.
 pub const MAP_VERSION_HEADER: &str = "x-levee-map-version";
+/// The largest map feed answer a follower takes (a snapshot of about 700,000 shards).
+pub const MAP_FEED_BYTES_MAX: usize = 64 << 20;
 /// The longest a map long poll is held open.
 pub const MAP_POLL_WAIT_MS_MAX: u64 = 20_000;
 /// The header carrying how long to wait before retrying a refused call, in ms.
@@ -549,6 +551,20 @@ impl RemoteControl {
             next: AtomicUsize::new(start),
             retry,
         }
+    }
+
+    /// The same control plane through a pool of its own (one connection per address): what
+    /// a map follower on its own runtime uses, so its connections live there.
+    pub fn with_own_pool(&self) -> RemoteControl {
+        RemoteControl::new(
+            Pool::new(crate::client::PoolConfig {
+                connections_max: self.addresses.len().clamp(1, 8),
+                response_bytes_max: MAP_FEED_BYTES_MAX,
+                ..crate::client::PoolConfig::default()
+            }),
+            self.addresses.clone(),
+            self.retry.clone(),
+        )
     }
 
     pub async fn call(&self, call: &ControlCall) -> Result<Vec<u8>, ApiError> {

@@ -480,8 +480,9 @@ pub struct Needs {
 }
 
 /// Threads beside the request runtime's and the admin blocking pool: main, the admin runtime,
-/// the log writer, the two group-log writers (storage and catalog), and 3 spare.
-pub const FIXED_THREADS: u64 = 8;
+/// the log writer, the two group-log writers (storage and catalog), the map thread and the map
+/// I/O thread, and 3 spare.
+pub const FIXED_THREADS: u64 = 10;
 /// File descriptors beside connections and the storage file cache: logs, epoll, eventfds,
 /// the catalog, the metrics ring, standard streams.
 pub const FIXED_FDS: u64 = 64;

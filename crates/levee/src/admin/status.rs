@@ -9,7 +9,7 @@ use super::Shared;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
-    pub role: &'static str,
+    pub role: String,
     pub identity: Identity,
     pub uptime_s: u64,
     pub ready: bool,
@@ -95,6 +95,24 @@ fn hostname() -> String {
         .unwrap_or_default()
 }
 
+/// What this process runs, for `/status`.
+fn role_text(roles: crate::config::Roles) -> String {
+    if roles.embedded() {
+        return "embedded: control plane, storage, front-end".into();
+    }
+    let mut parts = Vec::new();
+    if roles.control {
+        parts.push("control plane");
+    }
+    if roles.storage {
+        parts.push("storage");
+    }
+    if roles.frontend {
+        parts.push("front-end");
+    }
+    format!("fleet: {}", parts.join(", "))
+}
+
 pub fn collect(shared: &Shared) -> Status {
     use std::sync::atomic::Ordering::Relaxed;
     let now = crate::node::now_ms();
@@ -152,7 +170,7 @@ pub fn collect(shared: &Shared) -> Status {
     }
     let t = &levee_frontend::metrics::TOTALS;
     Status {
-        role: "embedded: control plane, storage, front-end",
+        role: role_text(shared.cfg.roles),
         identity: Identity {
             version: env!("CARGO_PKG_VERSION"),
             pid: std::process::id(),
@@ -320,7 +338,7 @@ pub fn html(s: &Status) -> String {
         "<h1>Levee {} {ready}</h1><div class=\"muted\">{} · pid {} · host {} · up {} s · \
          API {} · admin {} · account {} · {}</div>",
         esc(s.identity.version),
-        esc(s.role),
+        esc(&s.role),
         s.identity.pid,
         esc(&s.identity.hostname),
         s.uptime_s,
