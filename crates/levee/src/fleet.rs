@@ -319,10 +319,12 @@ impl StorageNode {
             at_rest: Arc::new(AtRest::new(cfg.master_key_file.clone())),
             reconciling: tokio::sync::Mutex::new(()),
         });
-        // Serve the persisted map at once (static stability), then follow.
+        // Serve the persisted map at once (static stability), then follow. Watch before the
+        // follower starts, so not even its first map can slip past the reconciler.
+        let changes = node.followed.watch();
         node.reconcile_now().await;
         follow(cfg, node.keeper.clone(), &control);
-        node.clone().reconcile_on_changes();
+        node.clone().reconcile_on_changes(changes);
         node.clone().sweep_retention();
         Ok(node)
     }
@@ -341,8 +343,7 @@ impl StorageNode {
         })
     }
 
-    fn reconcile_on_changes(self: Arc<Self>) {
-        let mut changes = self.followed.watch();
+    fn reconcile_on_changes(self: Arc<Self>, mut changes: tokio::sync::watch::Receiver<u64>) {
         tokio::spawn(async move {
             while changes.changed().await.is_ok() {
                 self.reconcile_now().await;
