@@ -123,6 +123,9 @@ struct Relay {
     prebuilt: Mutex<std::collections::VecDeque<Bytes>>,
     interval: Duration,
     last_served: Mutex<Option<Instant>>,
+    /// The newest map version the control plane named in an answer.
+    published: AtomicU64,
+    self_ref: Mutex<std::sync::Weak<Relay>>,
 }
 
 impl Relay {
@@ -199,7 +202,18 @@ impl Relay {
 impl ControlHandler for Relay {
     fn call(&self, call: ControlCall) -> BoxFuture<Result<Vec<u8>, ApiError>> {
         let remote = self.remote.clone();
-        Box::pin(async move { remote.call(&call).await })
+        let relay = self.self_ref.lock().expect("lock").clone();
+        Box::pin(async move {
+            let (answer, version) = remote.call_versioned(&call).await;
+            if let Some(relay) = relay.upgrade() {
+                relay.published.fetch_max(version, Ordering::SeqCst);
+            }
+            answer
+        })
+    }
+    /// Passed on, so the front-end waits for its map as it would behind a real control plane.
+    fn map_version(&self) -> u64 {
+        self.published.load(Ordering::SeqCst)
     }
     fn consumer(&self, arn: String) -> BoxFuture<Result<ConsumerInfo, ApiError>> {
         let remote = self.remote.clone();
@@ -323,7 +337,10 @@ async fn run(cli: Cli) -> Result<()> {
         prebuilt: Mutex::new(Default::default()),
         interval: Duration::from_millis(cli.interval_ms),
         last_served: Mutex::new(None),
+        published: AtomicU64::new(0),
+        self_ref: Mutex::new(std::sync::Weak::new()),
     });
+    *relay.self_ref.lock().expect("lock") = Arc::downgrade(&relay);
     let std_listener = std::net::TcpListener::bind("127.0.0.3:0")?;
     std_listener.set_nonblocking(true)?;
     let relay_addr = std_listener.local_addr()?.to_string();

@@ -174,8 +174,8 @@ pub struct MeteredStorage {
     inner: Arc<dyn StoragePlane>,
     maps: Arc<MapHolder>,
     shard_level: ShardLevel,
-    /// Shard uid → labels, rebuilt when the map's version changes (bounded by the map's size).
-    /// Keyed by (map version, shard-level selection epoch).
+    /// Shard uid → labels of the shards used since the map's version last changed (bounded by
+    /// the map's size). Keyed by (map version, shard-level selection epoch).
     labels: Mutex<((u64, u64), HashMap<u64, Labels>)>,
 }
 
@@ -205,6 +205,10 @@ impl MeteredStorage {
         }
     }
 
+    /// The labels of shard `uid`. Only shards that carry traffic are cached, and a new map
+    /// version clears just those: a map of 100,000 shards costs a request nothing until one of
+    /// its shards is used, and then one scan without allocation (never a rebuild of the whole
+    /// map's labels on the request path).
     fn labels(&self, uid: u64) -> Option<Labels> {
         let map = self.maps.current();
         let key = (
@@ -214,23 +218,21 @@ impl MeteredStorage {
         let mut cache = self.labels.lock().unwrap_or_else(|p| p.into_inner());
         if cache.0 != key {
             cache.1.clear();
-            for s in map.streams() {
-                let stream: Arc<str> = Arc::from(s.name.as_str());
-                let enhanced = (self.shard_level)(&s.name);
-                for sh in &s.shards {
-                    let shard = enhanced.then(|| Arc::from(sh.shard_id.to_string().as_str()));
-                    cache.1.insert(
-                        sh.uid,
-                        Labels {
-                            stream: stream.clone(),
-                            shard,
-                        },
-                    );
-                }
-            }
             cache.0 = key;
         }
-        cache.1.get(&uid).cloned()
+        if let Some(l) = cache.1.get(&uid) {
+            return Some(l.clone());
+        }
+        let (stream, shard) = map
+            .streams()
+            .find_map(|s| s.shards.iter().find(|sh| sh.uid == uid).map(|sh| (s, sh)))?;
+        let labels = Labels {
+            stream: Arc::from(stream.name.as_str()),
+            shard: (self.shard_level)(&stream.name)
+                .then(|| Arc::from(shard.shard_id.to_string().as_str())),
+        };
+        cache.1.insert(uid, labels.clone());
+        Some(labels)
     }
 }
 
@@ -447,5 +449,46 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    /// A new map version costs the next request one lookup, not a rebuild of every shard's
+    /// labels: only the shards used are cached.
+    #[test]
+    fn labels_cache_only_the_shards_used_across_map_versions() {
+        let maps = Arc::new(MapHolder::default());
+        let mut big = stream("big", 9);
+        big.shards = even_split(5_000)
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| ShardRoute {
+                shard_id: ShardId(i as u32),
+                uid: 1_000_000 + i as u64,
+                hash_range: r,
+                open: true,
+                group: GroupId(1),
+                node: NodeId(1),
+                epoch: 1,
+                parent: None,
+                adjacent_parent: None,
+                created_ms: 0,
+                closed_ms: None,
+            })
+            .collect();
+        let m = MeteredStorage::new(Arc::new(Fake), maps.clone(), Arc::new(|s: &str| s == "big"));
+        for version in 1..=3 {
+            maps.install(ShardMap::build(version, vec![stream("s", 1), big.clone()]).unwrap())
+                .unwrap();
+            let l = m.labels(101).expect("shard of s");
+            assert_eq!((&*l.stream, l.shard.is_none()), ("s", true));
+            let l = m.labels(1_004_321).expect("shard of big");
+            assert_eq!(
+                (&*l.stream, l.shard.as_deref()),
+                ("big", Some("shardId-000000004321"))
+            );
+            assert!(m.labels(7).is_none(), "no such shard");
+            let cache = m.labels.lock().unwrap();
+            assert_eq!(cache.0 .0, version);
+            assert_eq!(cache.1.len(), 2, "only the shards used are cached");
+        }
     }
 }
