@@ -103,6 +103,10 @@ pub struct ServeConfig {
     pub cell: String,
     /// How often a storage node or front-end renews its registration, in ms.
     pub lease_renew_ms: u64,
+    /// A control plane's hard caps on registered nodes per cell (R8): past them, registration
+    /// is refused with LimitExceededException.
+    pub storage_nodes_per_cell_max: u32,
+    pub frontends_per_cell_max: u32,
 }
 
 /// `--role`: which of the three roles a process runs.
@@ -192,6 +196,8 @@ impl Default for ServeConfig {
             control: Vec::new(),
             cell: levee_catalog::CELL_DEFAULT.into(),
             lease_renew_ms: LEASE_RENEW_MS_DEFAULT,
+            storage_nodes_per_cell_max: levee_catalog::STORAGE_NODES_PER_CELL_MAX_DEFAULT,
+            frontends_per_cell_max: levee_catalog::FRONTENDS_PER_CELL_MAX_DEFAULT,
         }
     }
 }
@@ -237,6 +243,8 @@ pub struct FileConfig {
     pub control: Option<Vec<SocketAddr>>,
     pub cell: Option<String>,
     pub lease_renew_ms: Option<u64>,
+    pub storage_nodes_per_cell_max: Option<u32>,
+    pub frontends_per_cell_max: Option<u32>,
 }
 
 impl FileConfig {
@@ -287,6 +295,8 @@ pub struct Overrides {
     pub control: Option<Vec<SocketAddr>>,
     pub cell: Option<String>,
     pub lease_renew_ms: Option<u64>,
+    pub storage_nodes_per_cell_max: Option<u32>,
+    pub frontends_per_cell_max: Option<u32>,
 }
 
 impl ServeConfig {
@@ -421,6 +431,14 @@ impl ServeConfig {
                 .lease_renew_ms
                 .or(file.lease_renew_ms)
                 .unwrap_or(d.lease_renew_ms),
+            storage_nodes_per_cell_max: over
+                .storage_nodes_per_cell_max
+                .or(file.storage_nodes_per_cell_max)
+                .unwrap_or(d.storage_nodes_per_cell_max),
+            frontends_per_cell_max: over
+                .frontends_per_cell_max
+                .or(file.frontends_per_cell_max)
+                .unwrap_or(d.frontends_per_cell_max),
         };
         anyhow::ensure!(
             cfg.roles.control || cfg.roles.storage || cfg.roles.frontend,

@@ -249,6 +249,13 @@ struct ServeArgs {
     /// How often storage nodes and front-ends renew their registration, in ms. [default: 10000]
     #[arg(long, env = "LEVEE_LEASE_RENEW_MS")]
     lease_renew_ms: Option<u64>,
+    /// A control plane's cap on registered storage nodes per cell; past it registration is
+    /// refused. [default: 1024]
+    #[arg(long, env = "LEVEE_STORAGE_NODES_PER_CELL_MAX")]
+    storage_nodes_per_cell_max: Option<u32>,
+    /// A control plane's cap on registered front-ends per cell. [default: 256]
+    #[arg(long, env = "LEVEE_FRONTENDS_PER_CELL_MAX")]
+    frontends_per_cell_max: Option<u32>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -345,6 +352,8 @@ fn serve(
             control: args.control,
             cell: args.cell,
             lease_renew_ms: args.lease_renew_ms,
+            storage_nodes_per_cell_max: args.storage_nodes_per_cell_max,
+            frontends_per_cell_max: args.frontends_per_cell_max,
         },
     )?;
     let prom = admin::install_recorder()?;

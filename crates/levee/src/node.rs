@@ -123,6 +123,8 @@ impl Node {
                 account_id: cfg.account_id.clone(),
                 region: cfg.region.clone(),
                 cell: cfg.cell.clone(),
+                storage_nodes_per_cell_max: cfg.storage_nodes_per_cell_max,
+                frontends_per_cell_max: cfg.frontends_per_cell_max,
                 ..CatalogConfig::default()
             },
             CatalogRaftOptions::default(),

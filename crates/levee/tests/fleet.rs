@@ -1110,3 +1110,80 @@ async fn bad_maps_from_a_faulty_control_plane_are_refused_and_a_flipped_byte_is_
     assert!(boot["loaded"].as_u64().is_some_and(|l| l < v2), "{boot}");
     put(&fleet.client(0), "bad", "after-the-flipped-byte").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_past_a_cell_cap_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let control = Proc::start(
+        &[
+            "--role",
+            "control",
+            "--control-listen",
+            "127.0.0.2:0",
+            "--admin-listen",
+            "127.0.0.2:0",
+            "--storage-nodes-per-cell-max",
+            "2",
+            "--frontends-per-cell-max",
+            "1",
+        ],
+        &dir.path().join("control"),
+        &dir.path().join("master.key"),
+        "control listening on",
+    );
+    let addr: std::net::SocketAddr = control.addr("control listening on").parse().expect("addr");
+    let remote = RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        vec![addr],
+        RetryPolicy::default(),
+    );
+    let node = |id: u64, storage: bool, cell: &str| Registration {
+        id,
+        storage,
+        address: format!("127.0.0.{}:4592", 10 + id),
+        cell: cell.into(),
+    };
+    for id in [1, 2] {
+        remote
+            .register(&node(id, true, "cell-1"))
+            .await
+            .expect("under the cap");
+    }
+    // Renewing a registered node is not a new node.
+    remote
+        .register(&node(2, true, "cell-1"))
+        .await
+        .expect("renewal");
+    let refused = remote
+        .register(&node(3, true, "cell-1"))
+        .await
+        .expect_err("over the cap");
+    assert_eq!(refused.kind.type_name(), "LimitExceededException");
+    assert_eq!(
+        refused.message,
+        "Cell cell-1 already has 2 storage nodes, its cap; node 3 was not registered. Add capacity as a new cell."
+    );
+    // Another cell has its own caps; front-ends have theirs.
+    remote
+        .register(&node(3, true, "cell-2"))
+        .await
+        .expect("another cell");
+    remote
+        .register(&node(4, false, "cell-1"))
+        .await
+        .expect("first front-end");
+    let refused = remote
+        .register(&node(5, false, "cell-1"))
+        .await
+        .expect_err("front-end cap");
+    assert!(
+        refused.message.contains("1 frontend nodes"),
+        "{}",
+        refused.message
+    );
+    // A bad address is refused before it reaches the catalog.
+    let mut bad = node(6, true, "cell-2");
+    bad.address = "not-an-address".into();
+    let refused = remote.register(&bad).await.expect_err("bad address");
+    assert_eq!(refused.kind.type_name(), "InvalidArgumentException");
+}
