@@ -15,6 +15,7 @@
 //! Pure: the map, the caller's identity and the time go in, a response or an error comes out.
 
 use base64::Engine as _;
+use levee_map::arn::parse_stream_arn;
 use levee_map::seqnum::{SequenceNumber, EPOCH_SECS_MAX};
 use levee_map::{ShardId, ShardMap, ShardRoute, StreamRoute, StreamState};
 use levee_protocol::types::{
@@ -256,43 +257,6 @@ impl Describe<'_> {
 /// AWS's stream-not-found error.
 fn not_found(name: &str, account: &str) -> ApiError {
     ApiError::stream_not_found(name, account)
-}
-
-/// The parts of a stream ARN.
-struct StreamArn<'a> {
-    partition: &'a str,
-    region: &'a str,
-    account: &'a str,
-    name: &'a str,
-}
-
-/// Parses `arn:<partition>:kinesis:<region>:<account>:stream/<name>` as the catalog does. A
-/// consumer ARN (`.../consumer/...`) is not a stream ARN.
-fn parse_stream_arn(arn: &str) -> Option<StreamArn<'_>> {
-    let mut parts = arn.splitn(6, ':');
-    let (arn_tag, partition, service, region, account, resource) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    let name = resource.strip_prefix("stream/")?;
-    let ok = arn_tag == "arn"
-        && partition.starts_with("aws")
-        && service == "kinesis"
-        && account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && !name.is_empty()
-        && !name.contains('/')
-        && !name.chars().any(char::is_whitespace);
-    ok.then_some(StreamArn {
-        partition,
-        region,
-        account,
-        name,
-    })
 }
 
 /// The shards after `exclusive_start`, in id order (the map holds no expired shards).

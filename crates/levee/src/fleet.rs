@@ -35,7 +35,7 @@ use levee_rpc::control::{
     RemoteControl, RemoteMapSource, RetryPolicy,
 };
 use levee_rpc::{MapOwnership, Pool, PoolConfig, ServerConfig, StorageServer};
-use levee_storage::{Engine, EngineConfig, ShardUid, StreamUid, SystemClock};
+use levee_storage::{Engine, EngineConfig, SystemClock};
 use rand::Rng;
 
 use crate::config::ServeConfig;
@@ -378,15 +378,19 @@ impl StorageNode {
         }
     }
 
-    /// Makes the engine hold exactly the shards `map` places on this node: the same steps as
-    /// the embedded node's reconciliation (children before closing parents), from the map.
+    /// Makes the engine hold exactly the shards `map` places on this node (the embedded
+    /// node's reconciliation, [`crate::node::reconcile_engine`], fed from the map).
     async fn reconcile(&self, map: &ShardMap) -> anyhow::Result<()> {
         let _one = self.reconciling.lock().await;
         let me = NodeId(self.id);
-        let engine = &self.engine;
-        let mut wanted: HashMap<u64, (u64, Vec<&levee_map::ShardRoute>)> = HashMap::new();
+        let mut wanted: HashMap<u64, crate::node::Want> = HashMap::new();
         for stream in map.streams() {
-            let mine: Vec<_> = stream.shards.iter().filter(|s| s.node == me).collect();
+            let mine: Vec<_> = stream
+                .shards
+                .iter()
+                .filter(|s| s.node == me)
+                .map(|s| (s.uid, s.shard_id.0, s.created_ms, s.open))
+                .collect();
             if mine.is_empty() {
                 continue;
             }
@@ -395,36 +399,7 @@ impl StorageNode {
             let retention_ms = u64::from(stream.facts.retention_hours) * HOUR_MS;
             wanted.insert(stream.uid, (retention_ms, mine));
         }
-        let have: HashMap<StreamUid, u64> = engine.streams().into_iter().collect();
-        for (uid, (retention_ms, shards)) in &wanted {
-            let stream = StreamUid(*uid);
-            match have.get(&stream) {
-                None => engine.create_stream(stream, *retention_ms)?.await?,
-                Some(r) if r != retention_ms => {
-                    engine.set_retention(stream, *retention_ms)?.await?
-                }
-                Some(_) => {}
-            }
-            for s in shards {
-                if engine.shard_info(ShardUid(s.uid)).is_err() {
-                    engine
-                        .create_shard_at(ShardUid(s.uid), stream, s.shard_id.0, s.created_ms)?
-                        .await?;
-                }
-            }
-            for s in shards {
-                let uid = ShardUid(s.uid);
-                if !s.open && engine.shard_info(uid).is_ok_and(|i| !i.closed) {
-                    engine.close_shard(uid)?.await?;
-                }
-            }
-        }
-        for stream in have.keys() {
-            if !wanted.contains_key(&stream.0) {
-                engine.drop_stream(*stream)?.await?;
-            }
-        }
-        Ok(())
+        crate::node::reconcile_engine(&self.engine, &wanted).await
     }
 
     fn sweep_retention(self: Arc<Self>) {

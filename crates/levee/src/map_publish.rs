@@ -35,9 +35,8 @@ pub const MAP_POLL_WAIT_MS_MAX: u64 = 8_000;
 /// told "nothing new" and poll again), so the admin listener always has connections left for
 /// `/status` and `/metrics` (F8).
 pub const MAP_LONG_POLLS_MAX: usize = 32;
-/// The largest map answer an [`HttpSource`] reads.
-#[allow(dead_code)] // The fleet's front-end role uses it; tested here.
-pub const MAP_FEED_BYTES_MAX: usize = 64 << 20;
+/// The largest map answer an [`HttpSource`] reads: the same bound as a fleet follower's.
+pub use levee_rpc::control::MAP_FEED_BYTES_MAX;
 
 struct Published {
     map: Arc<ShardMap>,
@@ -164,9 +163,9 @@ impl MapSource for LocalSource {
     }
 }
 
-/// A control plane's map endpoints over HTTP (`base` is its admin listener, `http://host:port`).
-/// The embedded node does not use it; the fleet's front-end role will (tested here against a
-/// running node's admin listener).
+/// A node's admin map endpoints over HTTP (`base` is its admin listener, `http://host:port`).
+/// Only tests use it: fleet nodes follow the control listener through
+/// `levee_rpc::control::RemoteMapSource`.
 #[allow(dead_code)]
 pub struct HttpSource {
     pub base: String,

@@ -237,8 +237,6 @@ impl Node {
     /// routes again by the newer map.
     pub async fn reconcile(&self) -> anyhow::Result<()> {
         let _one_at_a_time = self.reconciling.lock().await;
-        // (retention ms, shards as (uid, index, created ms, open)).
-        type Want = (u64, Vec<(u64, u32, u64, bool)>);
         let (wanted, target): (HashMap<u64, Want>, levee_map::ShardMap) = self.catalog.read(|c| {
             let wanted = c
                 .state()
@@ -260,37 +258,7 @@ impl Node {
             self.publish(target);
             return Ok(());
         };
-        let have: HashMap<StreamUid, u64> = engine.streams().into_iter().collect();
-        for (uid, (retention_ms, shards)) in &wanted {
-            let stream = StreamUid(*uid);
-            match have.get(&stream) {
-                None => engine.create_stream(stream, *retention_ms)?.await?,
-                Some(r) if r != retention_ms => {
-                    engine.set_retention(stream, *retention_ms)?.await?
-                }
-                Some(_) => {}
-            }
-            // Children first, then close their parents: a writer bounced off a closed parent
-            // always finds the child in place.
-            for (shard_uid, index, created_ms, _) in shards {
-                if engine.shard_info(ShardUid(*shard_uid)).is_err() {
-                    engine
-                        .create_shard_at(ShardUid(*shard_uid), stream, *index, *created_ms)?
-                        .await?;
-                }
-            }
-            for (shard_uid, _, _, open) in shards {
-                let uid = ShardUid(*shard_uid);
-                if !open && engine.shard_info(uid).is_ok_and(|i| !i.closed) {
-                    engine.close_shard(uid)?.await?;
-                }
-            }
-        }
-        for stream in have.keys() {
-            if !wanted.contains_key(&stream.0) {
-                engine.drop_stream(*stream)?.await?;
-            }
-        }
+        reconcile_engine(engine, &wanted).await?;
         self.publish(target);
         Ok(())
     }
@@ -481,4 +449,43 @@ impl Node {
             .context("snapshotting the catalog")?;
         Ok(())
     }
+}
+
+/// What a stream should hold in a storage engine: its retention in ms, and its shards as
+/// (uid, index, created ms, open).
+pub type Want = (u64, Vec<(u64, u32, u64, bool)>);
+
+/// Makes `engine` hold exactly the streams and shards of `wanted` (by stream uid): the one
+/// reconciliation the embedded node (from its catalog) and a fleet storage node (from its map)
+/// both run. Children are created before parents close, so a writer bounced off a closed
+/// parent always finds the child in place; streams not wanted are dropped.
+pub async fn reconcile_engine(engine: &Engine, wanted: &HashMap<u64, Want>) -> anyhow::Result<()> {
+    let have: HashMap<StreamUid, u64> = engine.streams().into_iter().collect();
+    for (uid, (retention_ms, shards)) in wanted {
+        let stream = StreamUid(*uid);
+        match have.get(&stream) {
+            None => engine.create_stream(stream, *retention_ms)?.await?,
+            Some(r) if r != retention_ms => engine.set_retention(stream, *retention_ms)?.await?,
+            Some(_) => {}
+        }
+        for (shard_uid, index, created_ms, _) in shards {
+            if engine.shard_info(ShardUid(*shard_uid)).is_err() {
+                engine
+                    .create_shard_at(ShardUid(*shard_uid), stream, *index, *created_ms)?
+                    .await?;
+            }
+        }
+        for (shard_uid, _, _, open) in shards {
+            let uid = ShardUid(*shard_uid);
+            if !open && engine.shard_info(uid).is_ok_and(|i| !i.closed) {
+                engine.close_shard(uid)?.await?;
+            }
+        }
+    }
+    for stream in have.keys() {
+        if !wanted.contains_key(&stream.0) {
+            engine.drop_stream(*stream)?.await?;
+        }
+    }
+    Ok(())
 }

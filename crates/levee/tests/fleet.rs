@@ -334,6 +334,19 @@ async fn read_all(
     out
 }
 
+async fn stream_arn(client: &aws_sdk_kinesis::Client, stream: &str) -> String {
+    client
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("DescribeStreamSummary")
+        .stream_description_summary()
+        .expect("summary")
+        .stream_arn()
+        .to_owned()
+}
+
 /// (shard id, first hash key) of every shard, by ListShards.
 async fn shard_keys(client: &aws_sdk_kinesis::Client, stream: &str) -> Vec<(String, String)> {
     client
@@ -525,16 +538,7 @@ async fn every_data_operation_through_every_frontend_including_a_reshard() {
     let parent_only = read_all(&c[0], "f", &shards[..1]).await;
     assert!(parent_only.iter().all(|d| !d.starts_with("c-")));
     // Enhanced fan-out through every front-end.
-    let arn = c[0]
-        .describe_stream_summary()
-        .stream_name("f")
-        .send()
-        .await
-        .expect("summary")
-        .stream_description_summary()
-        .expect("summary")
-        .stream_arn()
-        .to_owned();
+    let arn = stream_arn(&c[0], "f").await;
     let consumer = common::active_consumer(&c[1], &arn, "fan").await;
     let keys = shard_keys(&c[2], "f").await;
     let (shard, key) = keys.last().expect("a shard");
@@ -576,16 +580,7 @@ async fn static_stability_with_the_control_plane_stopped_and_mass_restarts() {
         .await
         .expect("CreateStream");
     wait_active(&c[0], "st").await;
-    let arn = c[0]
-        .describe_stream_summary()
-        .stream_name("st")
-        .send()
-        .await
-        .expect("summary")
-        .stream_description_summary()
-        .expect("summary")
-        .stream_arn()
-        .to_owned();
+    let arn = stream_arn(&c[0], "st").await;
     let consumer = common::active_consumer(&c[0], &arn, "fan").await;
     let shards = shard_ids(&c[0], "st").await;
     let keys = shard_keys(&c[0], "st").await;

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use levee_policy::ResourcePolicy;
 use md5::{Digest, Md5};
 
+pub mod arn;
 pub mod codec;
 pub mod seqnum;
 pub use seqnum::SequenceNumber;
