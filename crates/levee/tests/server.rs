@@ -81,8 +81,9 @@ async fn threads_stay_within_budget_under_1000_cold_reads() {
     const WORKERS: usize = 2;
     const BLOCKING: usize = 4;
     // main + workers + blocking pool + the storage and catalog log writers + the admin
-    // runtime (its thread and 2 blocking threads) + the log writer.
-    const BUDGET: usize = 1 + WORKERS + BLOCKING + 2 + 3 + 1;
+    // runtime (its thread and 2 blocking threads) + the log writer + the map thread (the map
+    // I/O thread runs only on fleet nodes).
+    const BUDGET: usize = 1 + WORKERS + BLOCKING + 2 + 3 + 1 + 1;
     let flags = ["--worker-threads", "2", "--blocking-threads", "4"];
     let server = Server::start_with(tempfile::tempdir().unwrap(), &flags);
     let client = server.client();
