@@ -1,6 +1,8 @@
 //! Runs a real `levee serve` process on a free loopback port for integration tests.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
