@@ -531,6 +531,9 @@ pub struct CatalogState {
     /// Registered storage nodes and front-ends, by id.
     #[serde(default)]
     nodes: BTreeMap<u64, NodeRecord>,
+    /// The answers of the last [`ONCE_REMEMBERED_MAX`] [`Command::Once`] requests, oldest first.
+    #[serde(default)]
+    once: std::collections::VecDeque<(u64, Result<Outcome, CatalogError>)>,
 }
 
 impl CatalogState {
@@ -542,6 +545,7 @@ impl CatalogState {
             streams: BTreeMap::new(),
             account: AccountSettings::default(),
             nodes: BTreeMap::new(),
+            once: std::collections::VecDeque::new(),
         }
     }
 
@@ -739,6 +743,14 @@ pub enum Command {
     DeregisterNode {
         id: u64,
     },
+    /// `command`, run at most once for the request `id`: a request retried after an ambiguous
+    /// failure (its answer was lost when a voter died) gets the first run's answer again and
+    /// changes nothing. The catalog remembers the last [`ONCE_REMEMBERED_MAX`] ids (in its
+    /// snapshots too, so every voter answers a retry alike).
+    Once {
+        id: u64,
+        command: Box<Command>,
+    },
 }
 
 impl Command {
@@ -772,6 +784,7 @@ impl Command {
             Command::UpdateAccountSettings { .. }
             | Command::RegisterNode { .. }
             | Command::DeregisterNode { .. } => None,
+            Command::Once { command, .. } => command.target(),
             Command::TagResource { arn, .. }
             | Command::UntagResource { arn, .. }
             | Command::RegisterConsumer {
@@ -793,6 +806,10 @@ impl Command {
         }
     }
 }
+
+/// How many [`Command::Once`] answers the catalog remembers: far more than the control calls
+/// in flight while a voter is replaced (calls are capped at 64 per voter).
+pub const ONCE_REMEMBERED_MAX: usize = 1024;
 
 /// What an accepted command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -912,8 +929,25 @@ impl Catalog {
         &self.state
     }
 
-    /// Applies one command. On `Err` the state is exactly as before.
+    /// Applies one command. On `Err` the state is exactly as before (but for a
+    /// [`Command::Once`], which remembers its answer either way).
     pub fn apply(&mut self, cmd: &Command) -> Result<Outcome, CatalogError> {
+        if let Command::Once { id, command } = cmd {
+            if let Some((_, answer)) = self.state.once.iter().find(|(seen, _)| seen == id) {
+                return answer.clone();
+            }
+            let answer = match **command {
+                Command::Once { .. } => Err(CatalogError::InvalidArgument(
+                    "a request id wraps another request id".into(),
+                )),
+                ref inner => self.apply(inner),
+            };
+            self.state.once.push_back((*id, answer.clone()));
+            while self.state.once.len() > ONCE_REMEMBERED_MAX {
+                self.state.once.pop_front();
+            }
+            return answer;
+        }
         let target = cmd.target().map(str::to_string);
         let saved_stream = target
             .as_deref()
@@ -1008,6 +1042,8 @@ impl Catalog {
     /// Runs a command against the state. Returns the outcome and whether routing changed.
     fn execute(&mut self, cmd: &Command) -> Result<(Outcome, bool), CatalogError> {
         match cmd {
+            // `apply` answers these itself; nothing else calls `execute`.
+            Command::Once { command, .. } => self.execute(command),
             Command::CreateStream {
                 name,
                 shard_count,
@@ -1622,3 +1658,5 @@ mod reshard_tests;
 mod consumer_tests;
 #[cfg(test)]
 mod node_tests;
+#[cfg(test)]
+mod once_tests;

@@ -107,6 +107,11 @@ pub struct ServeConfig {
     /// is refused with LimitExceededException.
     pub storage_nodes_per_cell_max: u32,
     pub frontends_per_cell_max: u32,
+    /// A control-plane node's Raft id (`--voter-id`; ids are never reused).
+    pub voter_id: u64,
+    /// The control plane's initial voters, id → control listener (`--voters 1=ADDR,2=ADDR,...`).
+    /// Empty: a single voter with no peers (the default).
+    pub voters: std::collections::BTreeMap<u64, SocketAddr>,
 }
 
 /// `--role`: which of the three roles a process runs.
@@ -198,6 +203,8 @@ impl Default for ServeConfig {
             lease_renew_ms: LEASE_RENEW_MS_DEFAULT,
             storage_nodes_per_cell_max: levee_catalog::STORAGE_NODES_PER_CELL_MAX_DEFAULT,
             frontends_per_cell_max: levee_catalog::FRONTENDS_PER_CELL_MAX_DEFAULT,
+            voter_id: 1,
+            voters: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -245,6 +252,8 @@ pub struct FileConfig {
     pub lease_renew_ms: Option<u64>,
     pub storage_nodes_per_cell_max: Option<u32>,
     pub frontends_per_cell_max: Option<u32>,
+    pub voter_id: Option<u64>,
+    pub voters: Option<Vec<String>>,
 }
 
 impl FileConfig {
@@ -297,6 +306,8 @@ pub struct Overrides {
     pub lease_renew_ms: Option<u64>,
     pub storage_nodes_per_cell_max: Option<u32>,
     pub frontends_per_cell_max: Option<u32>,
+    pub voter_id: Option<u64>,
+    pub voters: Option<Vec<String>>,
 }
 
 impl ServeConfig {
@@ -439,6 +450,11 @@ impl ServeConfig {
                 .frontends_per_cell_max
                 .or(file.frontends_per_cell_max)
                 .unwrap_or(d.frontends_per_cell_max),
+            voter_id: over.voter_id.or(file.voter_id).unwrap_or(d.voter_id),
+            voters: match over.voters.or(file.voters) {
+                Some(v) => parse_voters(&v)?,
+                None => d.voters,
+            },
         };
         anyhow::ensure!(
             cfg.roles.control || cfg.roles.storage || cfg.roles.frontend,
@@ -518,6 +534,36 @@ impl ServeConfig {
     }
 }
 
+/// Parses `--voters`: `ID=ADDR` items (a Raft id, a control listener `ip:port`).
+pub fn parse_voters(
+    items: &[String],
+) -> anyhow::Result<std::collections::BTreeMap<u64, SocketAddr>> {
+    let mut voters = std::collections::BTreeMap::new();
+    for item in items.iter().map(|i| i.trim()).filter(|i| !i.is_empty()) {
+        let (id, addr) = item
+            .split_once('=')
+            .with_context(|| format!("--voters: {item:?} is not ID=ADDR"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .with_context(|| format!("--voters: {id:?} is not a voter id"))?;
+        anyhow::ensure!(id > 0, "--voters: voter ids start at 1");
+        let addr: SocketAddr = addr
+            .trim()
+            .parse()
+            .with_context(|| format!("--voters: {addr:?} is not ip:port"))?;
+        anyhow::ensure!(
+            addr.port() != 0,
+            "--voters: voter {id} needs a fixed port, not {addr}"
+        );
+        anyhow::ensure!(
+            voters.insert(id, addr).is_none(),
+            "--voters: voter {id} is listed twice"
+        );
+    }
+    Ok(voters)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,5 +601,24 @@ mod tests {
         };
         let err = ServeConfig::merge(FileConfig::default(), over).unwrap_err();
         assert!(err.to_string().contains("must not be inside"), "{err}");
+    }
+
+    #[test]
+    fn voters_parse_and_bad_lists_are_refused() {
+        let v =
+            |items: &[&str]| parse_voters(&items.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let ok = v(&["1=127.0.0.1:4591", " 3=127.0.0.3:4591 "]).expect("parses");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(ok[&3], "127.0.0.3:4591".parse().unwrap());
+        for bad in [
+            &["127.0.0.1:4591"][..],
+            &["x=127.0.0.1:4591"],
+            &["0=127.0.0.1:4591"],
+            &["1=127.0.0.1:0"],
+            &["1=nowhere"],
+            &["1=127.0.0.1:1", "1=127.0.0.1:2"],
+        ] {
+            assert!(v(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }

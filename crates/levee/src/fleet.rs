@@ -199,7 +199,9 @@ impl ControlHandler for ControlService {
                 body: call.body,
                 caller: call.caller,
             };
-            control.call(request, context).await
+            // The catalog runs each of this call's commands at most once, however often the
+            // front-end sends it.
+            levee_raft::once::scope(call.id, control.call(request, context)).await
         })
     }
 
@@ -264,12 +266,21 @@ pub async fn serve_control(
     control: Arc<dyn ControlPlane>,
     listener: tokio::net::TcpListener,
 ) {
-    let server = ControlServer::with_maps(
+    // A voter of a cluster also takes the other voters' Raft messages here.
+    let raft: Option<Arc<dyn levee_rpc::control::RaftHandler>> = if node.cfg.voters.is_empty() {
+        None
+    } else {
+        Some(Arc::new(levee_raft::cluster::RaftMessages(
+            node.catalog.clone(),
+        )))
+    };
+    let server = ControlServer::with_raft(
         Arc::new(ControlService {
             node: node.clone(),
             control,
         }),
         Some(Arc::new(PublisherFeed(node.publisher.clone()))),
+        raft,
         ControlServerConfig::default(),
     );
     server.serve(listener, std::future::pending()).await
@@ -456,6 +467,8 @@ impl ControlPlane for ForwardedControl {
                 format: call.format,
                 body: call.body,
                 caller: call.caller,
+                // Nonzero: the call may be retried on another voter after a lost answer.
+                id: rand::random::<u64>() | 1,
             };
             let (answer, version) = remote.call_versioned(&forwarded).await;
             if version > 0 {

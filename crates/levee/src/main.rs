@@ -12,6 +12,7 @@ mod fleet;
 mod map_publish;
 mod node;
 mod storage_adapter;
+mod voters;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -72,6 +73,37 @@ struct AdminArgs {
 enum AdminCmd {
     /// Swaps in a shard map the front-end holds because it removes too much (see /status).
     ApproveMap { version: u64 },
+    /// Shows or changes the control plane's Raft voters (through any voter).
+    Voters(VotersArgs),
+}
+
+#[derive(Args)]
+struct VotersArgs {
+    /// Any voter's control listener.
+    #[arg(long, env = "LEVEE_CONTROL_VOTER", default_value = "127.0.0.1:4591")]
+    control: std::net::SocketAddr,
+    #[command(subcommand)]
+    action: VotersCmd,
+}
+
+#[derive(Subcommand)]
+enum VotersCmd {
+    /// The voters, learners and leader.
+    Show,
+    /// Adds a voter (started with `--voter-id ID`, an id never used before): it catches up as
+    /// a learner, then votes.
+    Add {
+        #[arg(long)]
+        id: u64,
+        /// Its control listener, ip:port.
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+    },
+    /// Removes a voter (dead, or replaced by one just added).
+    Remove {
+        #[arg(long)]
+        id: u64,
+    },
 }
 
 #[derive(Args)]
@@ -256,6 +288,15 @@ struct ServeArgs {
     /// A control plane's cap on registered front-ends per cell. [default: 256]
     #[arg(long, env = "LEVEE_FRONTENDS_PER_CELL_MAX")]
     frontends_per_cell_max: Option<u32>,
+    /// A control-plane node's Raft id among the voters (never reuse a dead voter's id).
+    /// [default: 1]
+    #[arg(long, env = "LEVEE_VOTER_ID")]
+    voter_id: Option<u64>,
+    /// The control plane's initial voters, comma-separated ID=ADDR (their control listeners),
+    /// e.g. 1=10.0.0.1:4591,2=10.0.0.2:4591,3=10.0.0.3:4591. Unset: one voter, no peers. A
+    /// voter whose id is not listed waits to be added (`levee admin voters add`).
+    #[arg(long, env = "LEVEE_VOTERS", value_delimiter = ',')]
+    voters: Option<Vec<String>>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -292,6 +333,18 @@ fn main() -> anyhow::Result<()> {
         Cmd::Tail(args) => cli::run(cli::tail::run(args)),
         Cmd::Admin(args) => match args.command {
             AdminCmd::ApproveMap { version } => map_publish::approve_cmd(&args.admin, version),
+            AdminCmd::Voters(v) => {
+                use levee_raft::cluster::MembershipChange;
+                let change = match v.action {
+                    VotersCmd::Show => MembershipChange::Show,
+                    VotersCmd::Add { id, addr } => MembershipChange::AddVoter {
+                        id,
+                        addr: addr.to_string(),
+                    },
+                    VotersCmd::Remove { id } => MembershipChange::RemoveVoter { id },
+                };
+                cli::run(voters::run(v.control, change))
+            }
         },
     }
 }
@@ -354,6 +407,8 @@ fn serve(
             lease_renew_ms: args.lease_renew_ms,
             storage_nodes_per_cell_max: args.storage_nodes_per_cell_max,
             frontends_per_cell_max: args.frontends_per_cell_max,
+            voter_id: args.voter_id,
+            voters: args.voters,
         },
     )?;
     let prom = admin::install_recorder()?;

@@ -80,6 +80,10 @@ pub struct Node {
 const HOUR_MS: u64 = 3_600_000;
 /// How long a control-plane answer waits for the front-end to take the map it published.
 pub const MAP_BARRIER_MS: u64 = 2_000;
+/// How often a leading voter finishes pending transitions whose voter may have died.
+pub const LEADER_SWEEP_MS: u64 = 2_000;
+/// Connections from one voter to the others (a cluster has three or five).
+pub const VOTER_CONNECTIONS_MAX: usize = 8;
 /// How often expired segments are deleted.
 pub const RETENTION_SWEEP_INTERVAL_MS: u64 = 60_000;
 
@@ -117,26 +121,57 @@ impl Node {
         } else {
             None
         };
-        let catalog = CatalogRaft::open(
-            &cfg.data_dir.join("catalog"),
-            CatalogConfig {
-                account_id: cfg.account_id.clone(),
-                region: cfg.region.clone(),
-                cell: cfg.cell.clone(),
-                storage_nodes_per_cell_max: cfg.storage_nodes_per_cell_max,
-                frontends_per_cell_max: cfg.frontends_per_cell_max,
-                ..CatalogConfig::default()
-            },
-            CatalogRaftOptions::default(),
-        )
-        .await
+        let catalog_config = CatalogConfig {
+            account_id: cfg.account_id.clone(),
+            region: cfg.region.clone(),
+            cell: cfg.cell.clone(),
+            storage_nodes_per_cell_max: cfg.storage_nodes_per_cell_max,
+            frontends_per_cell_max: cfg.frontends_per_cell_max,
+            ..CatalogConfig::default()
+        };
+        let catalog_dir = cfg.data_dir.join("catalog");
+        let catalog = if cfg.voters.is_empty() {
+            CatalogRaft::open(&catalog_dir, catalog_config, CatalogRaftOptions::default()).await
+        } else {
+            anyhow::ensure!(
+                !with_storage,
+                "--voters needs a control-plane node without the storage role (storage is not \
+                 replicated yet)"
+            );
+            let cluster = levee_raft::cluster::Cluster {
+                id: cfg.voter_id,
+                voters: cfg
+                    .voters
+                    .iter()
+                    .map(|(id, addr)| (*id, addr.to_string()))
+                    .collect(),
+                pool: levee_rpc::Pool::new(levee_rpc::PoolConfig {
+                    connections_max: VOTER_CONNECTIONS_MAX,
+                    ..levee_rpc::PoolConfig::default()
+                }),
+            };
+            CatalogRaft::open_cluster(
+                &catalog_dir,
+                catalog_config,
+                CatalogRaftOptions::default(),
+                cluster,
+            )
+            .await
+        }
         .context("starting the catalog")?;
         // Map changes are published at once when they route nowhere new (activation,
         // deletion, expiry); a change that opens new shards to writes (a reshard's children)
         // waits for the reconciliation that follows it, which publishes once storage has them.
         let publisher = Arc::new(MapPublisher::new(levee_map::ShardMap::empty()));
         let published = publisher.clone();
+        let has_storage = engine.is_some();
         catalog.subscribe(Box::new(move |delta, full| {
+            if !has_storage {
+                // Storage nodes reconcile themselves to the map: every voter publishes every
+                // map its catalog reaches, whoever ran the command.
+                published.publish(full.clone());
+                return;
+            }
             let current = published.latest();
             let opens_new_shards = delta.upserts.iter().any(|s| {
                 matches!(s.state, StreamState::Active | StreamState::Updating)
@@ -183,7 +218,24 @@ impl Node {
         )
         .await;
         node.map_barrier().await;
-        let pending: Vec<(String, StreamStatus)> = node.catalog.read(|c| {
+        if node.cfg.voters.is_empty() {
+            node.resume_pending();
+        } else {
+            node.clone().lead_when_leader();
+        }
+        node.clone().sweep_retention_periodically();
+        if node.engine.is_some() {
+            crate::autoscale::spawn(node.clone(), node.write_counters.clone());
+        }
+        Ok(node)
+    }
+
+    /// Finishes the status transitions (CREATING, UPDATING, DELETING streams; CREATING and
+    /// DELETING consumers) found in the catalog, after the configured delay. A transition that
+    /// another task finishes first is skipped (the catalog refuses it, and that is logged at
+    /// debug level).
+    fn resume_pending(self: &Arc<Self>) {
+        let pending: Vec<(String, StreamStatus)> = self.catalog.read(|c| {
             c.state()
                 .streams()
                 .values()
@@ -198,12 +250,12 @@ impl Node {
         });
         for (name, status) in pending {
             match status {
-                StreamStatus::Creating => node.clone().activate_later(name),
-                StreamStatus::Updating => node.clone().finish_update_later(name),
-                _ => node.clone().finish_delete_later(name),
+                StreamStatus::Creating => self.clone().activate_later(name),
+                StreamStatus::Updating => self.clone().finish_update_later(name),
+                _ => self.clone().finish_delete_later(name),
             }
         }
-        let consumers: Vec<(String, levee_catalog::ConsumerStatus)> = node.catalog.read(|c| {
+        let consumers: Vec<(String, levee_catalog::ConsumerStatus)> = self.catalog.read(|c| {
             c.state()
                 .streams()
                 .values()
@@ -214,19 +266,45 @@ impl Node {
         for (arn, status) in consumers {
             match status {
                 levee_catalog::ConsumerStatus::Creating => {
-                    node.clone().activate_consumer_later(arn)
+                    self.clone().activate_consumer_later(arn)
                 }
                 levee_catalog::ConsumerStatus::Deleting => {
-                    node.clone().finish_deregister_consumer_later(arn)
+                    self.clone().finish_deregister_consumer_later(arn)
                 }
                 levee_catalog::ConsumerStatus::Active => {}
             }
         }
-        node.clone().sweep_retention_periodically();
-        if node.engine.is_some() {
-            crate::autoscale::spawn(node.clone(), node.write_counters.clone());
-        }
-        Ok(node)
+    }
+
+    /// A voter of a cluster does the catalog's own work (finishing transitions, expiring shards)
+    /// only while it leads: at once when it becomes leader (a transition whose voter died is
+    /// finished there), then every [`LEADER_SWEEP_MS`].
+    fn lead_when_leader(self: Arc<Self>) {
+        tokio::spawn(async move {
+            let mut metrics = self.catalog.raft().metrics();
+            let mut tick = tokio::time::interval(Duration::from_millis(LEADER_SWEEP_MS));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut was_leader = false;
+            loop {
+                let ticked = tokio::select! {
+                    changed = metrics.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                        false
+                    }
+                    _ = tick.tick() => true,
+                };
+                let leader = self.catalog.is_leader();
+                if leader && !was_leader {
+                    tracing::info!(voter = self.catalog.id(), "this voter leads the catalog");
+                }
+                if leader && (ticked || !was_leader) {
+                    self.resume_pending();
+                }
+                was_leader = leader;
+            }
+        });
     }
 
     /// Makes the storage engine hold exactly the catalog's streams and shards.
@@ -313,6 +391,9 @@ impl Node {
 
     /// Marks closed shards past their stream's retention as expired (ListShards omits them).
     async fn expire_closed_shards(&self) {
+        if !self.cfg.voters.is_empty() && !self.catalog.is_leader() {
+            return;
+        }
         let now = now_ms();
         let due: Vec<String> = self.catalog.read(|c| {
             c.state()

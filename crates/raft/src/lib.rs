@@ -12,17 +12,18 @@
 //! - [`node`]: [`CatalogRaft`], a single-voter Raft node over the two (the embedded mode): open
 //!   it on a data directory, execute commands, read the state, follow map changes.
 //! - [`network`]: the network of a single voter, which never sends anything.
-//!
-//! The same log store and state machine serve a cluster of three or five voters once a real
-//! network is plugged in: nothing here assumes a single voter except [`node`].
+//! - [`cluster`]: the network of several voters (over the control listener), the receiving side
+//!   of their messages, command forwarding to the leader and membership changes.
 
 // openraft's traits return its `StorageError` (over 200 bytes); the helpers behind them return
 // the same type rather than convert at every call.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod once;
 pub mod state_machine;
 
 use std::io::Cursor;

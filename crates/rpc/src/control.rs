@@ -5,7 +5,9 @@
 //! protects itself: each endpoint admits a fixed number of concurrent calls and answers the
 //! rest at once with HTTP 429 and a jittered `retry-after-ms`, and clients back off with full
 //! jitter. A client retries only what certainly did not run (a refused connection, a 429), on
-//! the next control address; anything ambiguous (a timeout after sending) is returned to the
+//! the next control address. Anything ambiguous (a timeout or a lost connection after sending)
+//! is retried only when sending twice is harmless — a read, a registration, or a call with an
+//! id, which the catalog runs at most once (`Command::Once`) — and otherwise returned to the
 //! caller as AWS's retryable `InternalFailure`, never silently run twice.
 
 use std::net::SocketAddr;
@@ -32,6 +34,9 @@ pub const CONSUMER_PATH: &str = "/control/v1/consumer";
 pub const REGISTER_PATH: &str = "/control/v1/register";
 pub const MAP_SNAPSHOT_PATH: &str = "/map/v1/snapshot";
 pub const MAP_DELTAS_PATH: &str = "/map/v1/deltas";
+/// Messages between the control plane's Raft voters (`/raft/v1/<what>`), served by a
+/// [`RaftHandler`].
+pub const RAFT_PATH_PREFIX: &str = "/raft/v1/";
 /// Every call's answer names the newest map version the control plane had published when it
 /// answered: the forwarding front-end waits for its own map to reach it, so what a client saw
 /// change through one front-end it can use there at once.
@@ -51,6 +56,9 @@ pub struct ControlCall {
     pub body: Bytes,
     /// The verified caller (`None` under `--auth insecure`).
     pub caller: Option<Caller>,
+    /// A random id (0: none). A call sent again with the same id after its answer was lost
+    /// runs at most once: the client may then retry anything ambiguous.
+    pub id: u64,
 }
 
 /// What a node says about itself when it registers (and renews its lease).
@@ -76,6 +84,14 @@ pub trait ControlHandler: Send + Sync + 'static {
     fn map_version(&self) -> u64 {
         0
     }
+}
+
+/// The control plane's Raft messages between voters (append, vote, snapshot, forwarded
+/// commands, membership changes), opaque to the transport.
+pub trait RaftHandler: Send + Sync + 'static {
+    /// Handles the message `what` (the path after [`RAFT_PATH_PREFIX`]); `Err` is a plain-text
+    /// failure (bad message, unknown `what`), sent as HTTP 400.
+    fn raft(&self, what: String, body: Bytes) -> BoxFuture<Result<Bytes, String>>;
 }
 
 /// The control plane's map feed, pre-serialised frames (see `levee_map::codec`).
@@ -159,6 +175,7 @@ pub fn encode_call(call: &ControlCall) -> Bytes {
         }
     }
     put_bytes(&mut out, &call.body);
+    out.put_u64_le(call.id);
     out.freeze()
 }
 
@@ -189,12 +206,14 @@ pub fn decode_call(body: Bytes) -> Result<ControlCall, CodecError> {
         _ => return Err(CodecError::Invalid("caller")),
     };
     let body = r.bytes()?;
+    let id = r.u64()?;
     r.end()?;
     Ok(ControlCall {
         op,
         format,
         body,
         caller,
+        id,
     })
 }
 
@@ -318,6 +337,8 @@ pub struct ControlServerConfig {
     pub lookups_in_flight_max: usize,
     /// Concurrent map requests (snapshots and long polls, one per following node); past it, 429.
     pub map_polls_in_flight_max: usize,
+    /// Concurrent Raft messages from other voters (a few per voter); past it, 429.
+    pub raft_in_flight_max: usize,
     pub retry_after_ms: u64,
 }
 
@@ -330,6 +351,7 @@ impl Default for ControlServerConfig {
             calls_in_flight_max: 64,
             lookups_in_flight_max: 256,
             map_polls_in_flight_max: 1024,
+            raft_in_flight_max: 64,
             retry_after_ms: 100,
         }
     }
@@ -339,11 +361,13 @@ impl Default for ControlServerConfig {
 pub struct ControlServer {
     handler: Arc<dyn ControlHandler>,
     maps: Option<Arc<dyn MapFeed>>,
+    raft: Option<Arc<dyn RaftHandler>>,
     config: ControlServerConfig,
     connections: Arc<Connections>,
     calls: Admission,
     lookups: Admission,
     map_polls: Admission,
+    raft_messages: Admission,
 }
 
 impl ControlServer {
@@ -360,9 +384,21 @@ impl ControlServer {
         maps: Option<Arc<dyn MapFeed>>,
         config: ControlServerConfig,
     ) -> Arc<ControlServer> {
+        Self::with_raft(handler, maps, None, config)
+    }
+
+    /// A control listener that also serves the map feed and the Raft messages of a voter.
+    pub fn with_raft(
+        handler: Arc<dyn ControlHandler>,
+        maps: Option<Arc<dyn MapFeed>>,
+        raft: Option<Arc<dyn RaftHandler>>,
+        config: ControlServerConfig,
+    ) -> Arc<ControlServer> {
         Arc::new(ControlServer {
             handler,
             maps,
+            raft,
+            raft_messages: Admission::new("raft", config.raft_in_flight_max, config.retry_after_ms),
             map_polls: Admission::new("map", config.map_polls_in_flight_max, config.retry_after_ms),
             connections: Arc::new(Connections::new(&Self::limits(&config))),
             calls: Admission::new("call", config.calls_in_flight_max, config.retry_after_ms),
@@ -472,6 +508,20 @@ impl ControlServer {
                 let result = self.handler.consumer(arn).await;
                 transport::message(encode_consumer_result(&result))
             }
+            p if p.starts_with(RAFT_PATH_PREFIX) => {
+                let Some(raft) = &self.raft else {
+                    return plain(StatusCode::NOT_FOUND, format!("not a Raft voter: {path}"));
+                };
+                let _permit = match self.raft_messages.enter() {
+                    Ok(p) => p,
+                    Err(refused) => return refused,
+                };
+                let what = p[RAFT_PATH_PREFIX.len()..].to_owned();
+                match raft.raft(what, body).await {
+                    Ok(answer) => transport::message(answer),
+                    Err(e) => plain(StatusCode::BAD_REQUEST, e),
+                }
+            }
             _ => plain(StatusCode::NOT_FOUND, format!("no endpoint at {path}")),
         }
     }
@@ -574,7 +624,10 @@ impl RemoteControl {
     /// [`RemoteControl::call`], with the map version the control plane had published when it
     /// answered (0 when it did not say, or did not answer).
     pub async fn call_versioned(&self, call: &ControlCall) -> (Result<Vec<u8>, ApiError>, u64) {
-        let answer = match self.exchange_answer(CALL_PATH, encode_call(call), 0).await {
+        let answer = match self
+            .exchange_answer(CALL_PATH, encode_call(call), 0, call.id != 0)
+            .await
+        {
             Ok(a) => a,
             Err(e) => return (Err(e), 0),
         };
@@ -616,7 +669,7 @@ impl RemoteControl {
         body.put_u64_le(after);
         body.put_u64_le(wait_ms);
         Ok(self
-            .exchange_answer(MAP_DELTAS_PATH, body.freeze(), wait_ms)
+            .exchange_answer(MAP_DELTAS_PATH, body.freeze(), wait_ms, true)
             .await?
             .body)
     }
@@ -632,8 +685,9 @@ impl RemoteControl {
         })?
     }
 
+    /// Registrations, consumer lookups and map fetches are safe to send twice.
     async fn exchange(&self, path: &str, body: Bytes) -> Result<Bytes, ApiError> {
-        Ok(self.exchange_answer(path, body, 0).await?.body)
+        Ok(self.exchange_answer(path, body, 0, true).await?.body)
     }
 
     async fn exchange_answer(
@@ -641,6 +695,9 @@ impl RemoteControl {
         path: &str,
         body: Bytes,
         extra_ms: u64,
+        // Sending it twice is harmless (a read, a registration, a call with an id): an
+        // ambiguous failure is retried on the next address too.
+        repeatable: bool,
     ) -> Result<crate::client::Answer, ApiError> {
         if self.addresses.is_empty() {
             return Err(control_unavailable());
@@ -670,6 +727,16 @@ impl RemoteControl {
                 Err(RpcError::Refused) => {}
                 Err(RpcError::Connect(..)) => {
                     // Nothing was sent: try the next address.
+                    let _ = self.next.compare_exchange(
+                        n,
+                        n.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) if repeatable => {
+                    // It may have run, but running it again is harmless: the next address.
+                    tracing::debug!(%addr, error = %e, "control call failed; retrying");
                     let _ = self.next.compare_exchange(
                         n,
                         n.wrapping_add(1),
@@ -729,7 +796,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn calls_round_trip(body in proptest::collection::vec(any::<u8>(), 0..100), cbor in any::<bool>(), who in proptest::option::of(("[A-Z0-9]{4,20}", "[0-9]{12}"))) {
+        fn calls_round_trip(body in proptest::collection::vec(any::<u8>(), 0..100), cbor in any::<bool>(), who in proptest::option::of(("[A-Z0-9]{4,20}", "[0-9]{12}")), id in any::<u64>()) {
             let call = ControlCall {
                 op: Operation::CreateStream,
                 format: if cbor { WireFormat::Cbor } else { WireFormat::Json },
@@ -739,6 +806,7 @@ mod tests {
                     key_id,
                     account,
                 }),
+                id,
             };
             prop_assert_eq!(decode_call(encode_call(&call)), Ok(call));
         }

@@ -109,6 +109,7 @@ fn call(body: &'static str) -> ControlCall {
                 "AKIDEXAMPLE",
             ),
         }),
+        id: 0,
     }
 }
 
