@@ -107,6 +107,14 @@ pub struct ServeConfig {
     /// is refused with LimitExceededException.
     pub storage_nodes_per_cell_max: u32,
     pub frontends_per_cell_max: u32,
+    /// A fleet front-end's cap on connections to storage nodes (its least-recently-used pool,
+    /// R2): whatever the number of storage nodes, it holds at most this many.
+    pub storage_connections_max: usize,
+    /// A control plane's cap on open inter-node connections (its control listener).
+    pub control_connections_max: usize,
+    /// A control plane's cap on map long polls held at once (one per following node); past it,
+    /// 429 with a jittered retry hint.
+    pub map_polls_max: usize,
 }
 
 /// `--role`: which of the three roles a process runs.
@@ -198,6 +206,11 @@ impl Default for ServeConfig {
             lease_renew_ms: LEASE_RENEW_MS_DEFAULT,
             storage_nodes_per_cell_max: levee_catalog::STORAGE_NODES_PER_CELL_MAX_DEFAULT,
             frontends_per_cell_max: levee_catalog::FRONTENDS_PER_CELL_MAX_DEFAULT,
+            storage_connections_max: levee_rpc::PoolConfig::default().connections_max,
+            control_connections_max: levee_rpc::control::ControlServerConfig::default()
+                .connections_max,
+            map_polls_max: levee_rpc::control::ControlServerConfig::default()
+                .map_polls_in_flight_max,
         }
     }
 }
@@ -245,6 +258,9 @@ pub struct FileConfig {
     pub lease_renew_ms: Option<u64>,
     pub storage_nodes_per_cell_max: Option<u32>,
     pub frontends_per_cell_max: Option<u32>,
+    pub storage_connections_max: Option<usize>,
+    pub control_connections_max: Option<usize>,
+    pub map_polls_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -297,6 +313,9 @@ pub struct Overrides {
     pub lease_renew_ms: Option<u64>,
     pub storage_nodes_per_cell_max: Option<u32>,
     pub frontends_per_cell_max: Option<u32>,
+    pub storage_connections_max: Option<usize>,
+    pub control_connections_max: Option<usize>,
+    pub map_polls_max: Option<usize>,
 }
 
 impl ServeConfig {
@@ -439,6 +458,18 @@ impl ServeConfig {
                 .frontends_per_cell_max
                 .or(file.frontends_per_cell_max)
                 .unwrap_or(d.frontends_per_cell_max),
+            storage_connections_max: over
+                .storage_connections_max
+                .or(file.storage_connections_max)
+                .unwrap_or(d.storage_connections_max),
+            control_connections_max: over
+                .control_connections_max
+                .or(file.control_connections_max)
+                .unwrap_or(d.control_connections_max),
+            map_polls_max: over
+                .map_polls_max
+                .or(file.map_polls_max)
+                .unwrap_or(d.map_polls_max),
         };
         anyhow::ensure!(
             cfg.roles.control || cfg.roles.storage || cfg.roles.frontend,
@@ -471,6 +502,12 @@ impl ServeConfig {
         anyhow::ensure!(
             cfg.connections_max >= 1,
             "connections max must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.storage_connections_max >= 1
+                && cfg.control_connections_max >= 1
+                && cfg.map_polls_max >= 1,
+            "storage connections, control connections and map polls max must be at least 1"
         );
         anyhow::ensure!(
             cfg.status_sample_ms >= 10,

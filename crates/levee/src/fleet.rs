@@ -254,15 +254,18 @@ impl MapFeed for PublisherFeed {
     }
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
         let publisher = self.0.clone();
-        Box::pin(async move { publisher.poll(after, wait).await })
+        // The control listener admits polls (`--map-polls-max`), not the admin listener's cap.
+        Box::pin(async move { publisher.poll_admitted(after, wait).await })
     }
 }
 
-/// Starts the control role's listener.
+/// Starts the control role's listener with `limits` (`--control-connections-max`,
+/// `--map-polls-max`).
 pub async fn serve_control(
     node: Arc<Node>,
     control: Arc<dyn ControlPlane>,
     listener: tokio::net::TcpListener,
+    limits: ControlServerConfig,
 ) {
     let server = ControlServer::with_maps(
         Arc::new(ControlService {
@@ -270,7 +273,7 @@ pub async fn serve_control(
             control,
         }),
         Some(Arc::new(PublisherFeed(node.publisher.clone()))),
-        ControlServerConfig::default(),
+        limits,
     );
     server.serve(listener, std::future::pending()).await
 }

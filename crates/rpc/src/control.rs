@@ -316,8 +316,11 @@ pub struct ControlServerConfig {
     pub calls_in_flight_max: usize,
     /// Concurrent consumer lookups; past it, 429.
     pub lookups_in_flight_max: usize,
-    /// Concurrent map requests (snapshots and long polls, one per following node); past it, 429.
+    /// Concurrent map long polls (one per following node); past it, 429.
     pub map_polls_in_flight_max: usize,
+    /// Concurrent map snapshots, admitted apart from the long polls so a booting or lagging
+    /// node gets its snapshot even while every poll permit is held; past it, 429.
+    pub map_snapshots_in_flight_max: usize,
     pub retry_after_ms: u64,
 }
 
@@ -330,6 +333,7 @@ impl Default for ControlServerConfig {
             calls_in_flight_max: 64,
             lookups_in_flight_max: 256,
             map_polls_in_flight_max: 1024,
+            map_snapshots_in_flight_max: 64,
             retry_after_ms: 100,
         }
     }
@@ -344,6 +348,7 @@ pub struct ControlServer {
     calls: Admission,
     lookups: Admission,
     map_polls: Admission,
+    map_snapshots: Admission,
 }
 
 impl ControlServer {
@@ -364,6 +369,11 @@ impl ControlServer {
             handler,
             maps,
             map_polls: Admission::new("map", config.map_polls_in_flight_max, config.retry_after_ms),
+            map_snapshots: Admission::new(
+                "map_snapshot",
+                config.map_snapshots_in_flight_max,
+                config.retry_after_ms,
+            ),
             connections: Arc::new(Connections::new(&Self::limits(&config))),
             calls: Admission::new("call", config.calls_in_flight_max, config.retry_after_ms),
             lookups: Admission::new(
@@ -436,7 +446,12 @@ impl ControlServer {
                 let Some(maps) = &self.maps else {
                     return plain(StatusCode::NOT_FOUND, format!("no map feed at {path}"));
                 };
-                let _permit = match self.map_polls.enter() {
+                let admission = if path == MAP_SNAPSHOT_PATH {
+                    &self.map_snapshots
+                } else {
+                    &self.map_polls
+                };
+                let _permit = match admission.enter() {
                     Ok(p) => p,
                     Err(refused) => return refused,
                 };
