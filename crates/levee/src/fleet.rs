@@ -78,6 +78,7 @@ pub fn node_id(data_dir: &std::path::Path) -> anyhow::Result<u64> {
 /// The control plane's client for this node (one capped pool for control traffic).
 pub fn remote_control(cfg: &ServeConfig, control: Vec<SocketAddr>) -> Arc<RemoteControl> {
     let pool = Pool::new(PoolConfig {
+        name: "control",
         connections_max: control.len().clamp(1, 8),
         ..PoolConfig::default()
     });

@@ -60,7 +60,9 @@ const THREAD_BUDGET: u64 = WORKER_THREADS + BLOCKING_THREADS + 2 + 10;
 /// The unprivileged user the front-end runs as (root ignores RLIMIT_NPROC; RLIMIT_NPROC counts
 /// every task of the user, so no other test uses this uid).
 const UID: u32 = 65527;
-/// The shard ids' common prefix.
+/// The front-end's storage pool's evictions.
+const EVICTIONS: &str = "levee_rpc_client_evictions_total{pool=\"storage\"}";
+/// The harness's node ids start here.
 const NODE_ID_BASE: u64 = 1 << 40;
 
 fn is_root() -> bool {
@@ -698,7 +700,7 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
     let sampler = Sampler::start(pid);
     let mut calls = drive(&client, "base", "one").await;
     let small = sampler.finish();
-    let evictions_small = metric(&admin, "levee_rpc_client_evictions_total");
+    let evictions_small = metric(&admin, EVICTIONS);
 
     // Phase 2: 1,000 storage nodes, a stream with a shard on each new one, traffic to all.
     let t = Instant::now();
@@ -724,21 +726,30 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
     let traffic_in = t.elapsed();
     let large = sampler.finish();
     let (fds_after, sockets_after) = fds(pid);
-    let evictions = metric(&admin, "levee_rpc_client_evictions_total");
+    let evictions = metric(&admin, EVICTIONS);
     let server_connections: usize = endpoints.iter().map(|e| e.server.connections()).sum();
+    let pool_connections = metric(&admin, "levee_rpc_client_connections{pool=\"storage\"}");
+    let pool_cap = metric(&admin, "levee_rpc_client_connections_max{pool=\"storage\"}");
     let asked = storage.nodes_asked.lock().unwrap().len();
     eprintln!(
         "fleet_scale: {calls} SDK calls, all ok; 1,000 endpoints registered in {registered_in:?}, \
          traffic in {traffic_in:?}; front-end with 3 nodes {small:?}, with 1,000 {large:?}; \
-         after: {fds_after} fds, {sockets_after} storage sockets, {server_connections} server-side \
-         connections; evictions {evictions_small} then {evictions}; nproc {nproc}; total {:?}",
+         after: {fds_after} fds, {sockets_after} storage sockets ({pool_connections} by its pool \
+         gauge), {server_connections} server-side connections; evictions {evictions_small} then {evictions}; nproc {nproc}; total {:?}",
         started.elapsed()
     );
 
     // Every endpoint was asked, through the one front-end.
     assert_eq!(asked, NODES, "storage nodes reached");
     // Threads: the same as with 3 storage nodes, within the budget RLIMIT_NPROC was set from.
-    assert_eq!(large.threads, small.threads, "threads grew with the fleet");
+    // (Never more; an idle admin blocking thread reaching its keep-alive between the phases
+    // is the one way to have fewer.)
+    assert!(
+        large.threads <= small.threads,
+        "threads grew with the fleet: {} with 3 nodes, {} with 1,000",
+        small.threads,
+        large.threads
+    );
     assert!(large.threads as u64 <= THREAD_BUDGET, "{large:?}");
     // Connections and fds: within the pool cap (plus the requests in flight on evicted
     // connections), whatever the number of nodes.
@@ -757,6 +768,9 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
         large.fds,
         small.fds
     );
+    // The front-end's own account agrees: its pool's cap is the setting, its connections under it.
+    assert_eq!(pool_cap, POOL_CAP as f64);
+    assert!(pool_connections <= POOL_CAP as f64, "{pool_connections}");
     assert!(
         server_connections <= POOL_CAP + CONCURRENCY,
         "{server_connections} connections open at the endpoints"
@@ -783,6 +797,9 @@ const POLLS: usize = 1_250;
 const POLL_CONNECTIONS: usize = 25;
 /// The control plane's connection cap (`--control-connections-max`).
 const CONTROL_CONNECTIONS_MAX: usize = 32;
+/// Fds beside connections that may be open for a moment: this test's admin scrape, a
+/// connection past the cap accepted and not yet closed.
+const FD_SLACK: usize = 4;
 /// How long each poll asks to be held: far longer than the test needs.
 const POLL_WAIT_MS: u64 = 15_000;
 
@@ -923,12 +940,13 @@ async fn the_control_plane_holds_1000_map_subscriptions_and_answers_the_excess_w
         held_threads as f64 <= budget,
         "{held_threads} threads, budget {budget}"
     );
-    assert_eq!(
-        held_threads, before.0,
-        "threads grew with the subscriptions"
+    assert!(
+        held_threads <= before.0,
+        "threads grew with the subscriptions: {} before, {held_threads} holding",
+        before.0
     );
     assert!(
-        held_fds <= before.1 + CONTROL_CONNECTIONS_MAX,
+        held_fds <= before.1 + CONTROL_CONNECTIONS_MAX + FD_SLACK,
         "{held_fds} fds holding the polls, {} before",
         before.1
     );
@@ -952,7 +970,7 @@ async fn the_control_plane_holds_1000_map_subscriptions_and_answers_the_excess_w
     };
     let capped_fds = fds(pid).0;
     assert!(
-        capped_fds <= before.1 + CONTROL_CONNECTIONS_MAX,
+        capped_fds <= before.1 + CONTROL_CONNECTIONS_MAX + FD_SLACK,
         "{capped_fds} fds past the connection cap, {} before",
         before.1
     );

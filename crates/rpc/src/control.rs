@@ -573,6 +573,7 @@ impl RemoteControl {
     pub fn with_own_pool(&self) -> RemoteControl {
         RemoteControl::new(
             Pool::new(crate::client::PoolConfig {
+                name: "map",
                 connections_max: self.addresses.len().clamp(1, 8),
                 response_bytes_max: MAP_FEED_BYTES_MAX,
                 ..crate::client::PoolConfig::default()
