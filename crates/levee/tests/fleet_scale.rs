@@ -462,7 +462,7 @@ async fn drive(client: &aws_sdk_kinesis::Client, stream: &str, tag: &str) -> usi
                     .parse()
                     .expect("shard number");
                 let mut want = vec![format!("{tag}-{id}")];
-                if n % 10 == 0 {
+                if n.is_multiple_of(10) {
                     let data = format!("{tag}-single-{id}");
                     let put = client
                         .put_record()
