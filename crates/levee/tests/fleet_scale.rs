@@ -297,6 +297,23 @@ fn threads(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
 }
 
+/// CPU time (user and system) process `pid` has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .map(|f| f.parse().unwrap_or(0.0))
+                .collect()
+        })
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15, the 12th and 13th after the command name.
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (fields.get(11).unwrap_or(&0.0) + fields.get(12).unwrap_or(&0.0)) / hz
+}
+
 /// Open fds of process `pid`, and how many are TCP sockets whose peer is in 127.1.0.0/16 (the
 /// storage endpoints).
 fn fds(pid: u32) -> (usize, usize) {
@@ -703,9 +720,10 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
     let evictions_small = metric(&admin, EVICTIONS);
 
     // Phase 2: 1,000 storage nodes, a stream with a shard on each new one, traffic to all.
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds(control.child.id()));
     register(&remote, &endpoints[BASE_NODES..]).await;
     let registered_in = t.elapsed();
+    let registration_cpu = cpu_seconds(control.child.id()) - cpu;
     let wide_shards = (NODES - BASE_NODES) as i32;
     create_active(&client, "wide", wide_shards).await;
     until_map(&map, "stream wide", |m| m.stream("wide").is_some()).await;
@@ -732,7 +750,8 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
     let pool_cap = metric(&admin, "levee_rpc_client_connections_max{pool=\"storage\"}");
     let asked = storage.nodes_asked.lock().unwrap().len();
     eprintln!(
-        "fleet_scale: {calls} SDK calls, all ok; 1,000 endpoints registered in {registered_in:?}, \
+        "fleet_scale: {calls} SDK calls, all ok; 1,000 endpoints registered in {registered_in:?} \
+         ({registration_cpu:.2} s of control-plane CPU), \
          traffic in {traffic_in:?}; front-end with 3 nodes {small:?}, with 1,000 {large:?}; \
          after: {fds_after} fds, {sockets_after} storage sockets ({pool_connections} by its pool \
          gauge), {server_connections} server-side connections; evictions {evictions_small} then {evictions}; nproc {nproc}; total {:?}",
