@@ -46,7 +46,7 @@ const NODES: usize = 1_000;
 /// The fleet the front-end is measured against first.
 const BASE_NODES: usize = 3;
 /// The front-end's storage pool cap: far below the endpoint count, so eviction runs all the time.
-const POOL_CAP: usize = 64;
+const POOL_CAP: usize = 48;
 /// SDK calls in flight at once (each front-end request reaches one storage node at a time, so
 /// at most this many evicted connections can still be finishing a request).
 const CONCURRENCY: usize = 8;
