@@ -112,6 +112,14 @@ pub struct ServeConfig {
     /// The control plane's initial voters, id → control listener (`--voters 1=ADDR,2=ADDR,...`).
     /// Empty: a single voter with no peers (the default).
     pub voters: std::collections::BTreeMap<u64, SocketAddr>,
+    /// A fleet front-end's cap on connections to storage nodes (its least-recently-used pool,
+    /// R2): whatever the number of storage nodes, it holds at most this many.
+    pub storage_connections_max: usize,
+    /// A control plane's cap on open inter-node connections (its control listener).
+    pub control_connections_max: usize,
+    /// A control plane's cap on map long polls held at once (one per following node); past it,
+    /// 429 with a jittered retry hint.
+    pub map_polls_max: usize,
 }
 
 /// `--role`: which of the three roles a process runs.
@@ -205,6 +213,11 @@ impl Default for ServeConfig {
             frontends_per_cell_max: levee_catalog::FRONTENDS_PER_CELL_MAX_DEFAULT,
             voter_id: 1,
             voters: std::collections::BTreeMap::new(),
+            storage_connections_max: levee_rpc::PoolConfig::default().connections_max,
+            control_connections_max: levee_rpc::control::ControlServerConfig::default()
+                .connections_max,
+            map_polls_max: levee_rpc::control::ControlServerConfig::default()
+                .map_polls_in_flight_max,
         }
     }
 }
@@ -254,6 +267,9 @@ pub struct FileConfig {
     pub frontends_per_cell_max: Option<u32>,
     pub voter_id: Option<u64>,
     pub voters: Option<Vec<String>>,
+    pub storage_connections_max: Option<usize>,
+    pub control_connections_max: Option<usize>,
+    pub map_polls_max: Option<usize>,
 }
 
 impl FileConfig {
@@ -308,6 +324,9 @@ pub struct Overrides {
     pub frontends_per_cell_max: Option<u32>,
     pub voter_id: Option<u64>,
     pub voters: Option<Vec<String>>,
+    pub storage_connections_max: Option<usize>,
+    pub control_connections_max: Option<usize>,
+    pub map_polls_max: Option<usize>,
 }
 
 impl ServeConfig {
@@ -455,6 +474,18 @@ impl ServeConfig {
                 Some(v) => parse_voters(&v)?,
                 None => d.voters,
             },
+            storage_connections_max: over
+                .storage_connections_max
+                .or(file.storage_connections_max)
+                .unwrap_or(d.storage_connections_max),
+            control_connections_max: over
+                .control_connections_max
+                .or(file.control_connections_max)
+                .unwrap_or(d.control_connections_max),
+            map_polls_max: over
+                .map_polls_max
+                .or(file.map_polls_max)
+                .unwrap_or(d.map_polls_max),
         };
         anyhow::ensure!(
             cfg.roles.control || cfg.roles.storage || cfg.roles.frontend,
@@ -487,6 +518,12 @@ impl ServeConfig {
         anyhow::ensure!(
             cfg.connections_max >= 1,
             "connections max must be at least 1"
+        );
+        anyhow::ensure!(
+            cfg.storage_connections_max >= 1
+                && cfg.control_connections_max >= 1
+                && cfg.map_polls_max >= 1,
+            "storage connections, control connections and map polls max must be at least 1"
         );
         anyhow::ensure!(
             cfg.status_sample_ms >= 10,

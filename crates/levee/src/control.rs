@@ -52,7 +52,10 @@ pub fn fleet_service(
     remote: Arc<levee_rpc::control::RemoteControl>,
     subscribe: SubscribeConfig,
 ) -> anyhow::Result<Arc<dyn Dispatch>> {
-    let pool = levee_rpc::Pool::new(levee_rpc::PoolConfig::default());
+    let pool = levee_rpc::Pool::new(levee_rpc::PoolConfig {
+        connections_max: cfg.storage_connections_max,
+        ..levee_rpc::PoolConfig::default()
+    });
     let storage = Arc::new(levee_rpc::RemoteStorage::new(
         pool,
         Arc::new(levee_rpc::MapDirectory(maps.maps.clone())),

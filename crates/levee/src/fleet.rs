@@ -78,6 +78,7 @@ pub fn node_id(data_dir: &std::path::Path) -> anyhow::Result<u64> {
 /// The control plane's client for this node (one capped pool for control traffic).
 pub fn remote_control(cfg: &ServeConfig, control: Vec<SocketAddr>) -> Arc<RemoteControl> {
     let pool = Pool::new(PoolConfig {
+        name: "control",
         connections_max: control.len().clamp(1, 8),
         ..PoolConfig::default()
     });
@@ -256,15 +257,18 @@ impl MapFeed for PublisherFeed {
     }
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
         let publisher = self.0.clone();
-        Box::pin(async move { publisher.poll(after, wait).await })
+        // The control listener admits polls (`--map-polls-max`), not the admin listener's cap.
+        Box::pin(async move { publisher.poll_admitted(after, wait).await })
     }
 }
 
-/// Starts the control role's listener.
+/// Starts the control role's listener with `limits` (`--control-connections-max`,
+/// `--map-polls-max`).
 pub async fn serve_control(
     node: Arc<Node>,
     control: Arc<dyn ControlPlane>,
     listener: tokio::net::TcpListener,
+    limits: ControlServerConfig,
 ) {
     // A voter of a cluster also takes the other voters' Raft messages here.
     let raft: Option<Arc<dyn levee_rpc::control::RaftHandler>> = if node.cfg.voters.is_empty() {
@@ -281,7 +285,7 @@ pub async fn serve_control(
         }),
         Some(Arc::new(PublisherFeed(node.publisher.clone()))),
         raft,
-        ControlServerConfig::default(),
+        limits,
     );
     server.serve(listener, std::future::pending()).await
 }

@@ -297,6 +297,17 @@ struct ServeArgs {
     /// voter whose id is not listed waits to be added (`levee admin voters add`).
     #[arg(long, env = "LEVEE_VOTERS", value_delimiter = ',')]
     voters: Option<Vec<String>>,
+    /// A fleet front-end's cap on connections to storage nodes, whatever their number (least
+    /// recently used evicted). [default: 64]
+    #[arg(long, env = "LEVEE_STORAGE_CONNECTIONS_MAX")]
+    storage_connections_max: Option<usize>,
+    /// A control plane's cap on open inter-node connections. [default: 1024]
+    #[arg(long, env = "LEVEE_CONTROL_CONNECTIONS_MAX")]
+    control_connections_max: Option<usize>,
+    /// A control plane's cap on map long polls held at once (one per following node); past it,
+    /// 429 with a jittered retry hint. [default: 1024]
+    #[arg(long, env = "LEVEE_MAP_POLLS_MAX")]
+    map_polls_max: Option<usize>,
 }
 
 /// Log lines waiting for stderr; when it is blocked, more are dropped and counted.
@@ -409,6 +420,9 @@ fn serve(
             frontends_per_cell_max: args.frontends_per_cell_max,
             voter_id: args.voter_id,
             voters: args.voters,
+            storage_connections_max: args.storage_connections_max,
+            control_connections_max: args.control_connections_max,
+            map_polls_max: args.map_polls_max,
         },
     )?;
     let prom = admin::install_recorder()?;
@@ -552,7 +566,12 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
         tracing::info!(%addr, "control plane listening");
         announce(&format!("control listening on {addr}"));
         let control = control::local_control(n.clone())?;
-        tasks.spawn(fleet::serve_control(n.clone(), control, listener));
+        let limits = levee_rpc::control::ControlServerConfig {
+            connections_max: cfg.control_connections_max,
+            map_polls_in_flight_max: cfg.map_polls_max,
+            ..levee_rpc::control::ControlServerConfig::default()
+        };
+        tasks.spawn(fleet::serve_control(n.clone(), control, listener, limits));
         node = Some(n);
     }
     let (clock, shard_limits) = shard_limiter(&cfg);

@@ -31,9 +31,10 @@ use levee_storage::vfs::Vfs;
 pub const MAP_DELTA_HISTORY_MAX: usize = 64;
 /// The longest a long poll waits on the admin listener (under its 10 s request timeout).
 pub const MAP_POLL_WAIT_MS_MAX: u64 = 8_000;
-/// Long polls waiting at once on the admin listener; more are answered at once (they are
-/// told "nothing new" and poll again), so the admin listener always has connections left for
-/// `/status` and `/metrics` (F8).
+/// Long polls waiting at once on the admin listener (and in the embedded node); more are
+/// answered at once (they are told "nothing new" and poll again), so the admin listener always
+/// has connections left for `/status` and `/metrics` (F8). The control listener admits its
+/// own (`--map-polls-max`, [`MapPublisher::poll_admitted`]).
 pub const MAP_LONG_POLLS_MAX: usize = 32;
 /// The largest map answer an [`HttpSource`] reads: the same bound as a fleet follower's.
 pub use levee_rpc::control::MAP_FEED_BYTES_MAX;
@@ -134,7 +135,6 @@ impl MapPublisher {
     /// [`MapPublisher::feed_after`], waiting up to `wait` for a change when there is none. At
     /// most [`MAP_LONG_POLLS_MAX`] wait at once; the rest answer at once.
     pub async fn poll(&self, after: u64, wait: Duration) -> Bytes {
-        let mut rx = self.version.subscribe();
         let feed = self.feed_after(after);
         if !feed.is_empty() || wait.is_zero() {
             return feed;
@@ -143,6 +143,19 @@ impl MapPublisher {
             metrics::counter!("levee_control_map_long_polls_refused_total").increment(1);
             return feed;
         };
+        self.poll_admitted(after, wait).await
+    }
+
+    /// [`MapPublisher::feed_after`], waiting up to `wait` for a change when there is none,
+    /// for a caller that admits its polls itself: the control listener, whose cap
+    /// (`--map-polls-max`) answers the excess with 429 so followers back off instead of
+    /// polling again at once.
+    pub async fn poll_admitted(&self, after: u64, wait: Duration) -> Bytes {
+        let mut rx = self.version.subscribe();
+        let feed = self.feed_after(after);
+        if !feed.is_empty() || wait.is_zero() {
+            return feed;
+        }
         let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != after)).await;
         self.feed_after(after)
     }

@@ -333,3 +333,30 @@ async fn the_http_source_follows_a_running_node_and_approve_swaps_a_held_map() {
         Ok(Offered::Unchanged(12))
     ));
 }
+
+#[tokio::test]
+async fn admitted_long_polls_are_held_past_the_admin_cap() {
+    // The control listener admits its own polls: every one waits for the change, none is
+    // answered "nothing new" at once (which would make its follower poll again at once).
+    let p = Arc::new(MapPublisher::new(ShardMap::empty()));
+    let waiters: Vec<_> = (0..MAP_LONG_POLLS_MAX * 4)
+        .map(|_| {
+            let p = p.clone();
+            tokio::spawn(async move { p.poll_admitted(0, Duration::from_secs(30)).await })
+        })
+        .collect();
+    until("every poll waiting", || {
+        p.version.receiver_count() == MAP_LONG_POLLS_MAX * 4
+    })
+    .await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    assert_eq!(p.long_polls.available_permits(), MAP_LONG_POLLS_MAX);
+    p.publish(map(1, vec![stream("a", 1)]));
+    for w in waiters {
+        let feed = tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("woken by the publish")
+            .unwrap();
+        assert_eq!(versions(&feed), vec![(0, 1)]);
+    }
+}

@@ -77,6 +77,8 @@ impl NodeDirectory for MapDirectory {
 /// Limits of a connection pool.
 #[derive(Debug, Clone)]
 pub struct PoolConfig {
+    /// The `pool` label of its metrics (`storage`, `control`, `map`): a process has several.
+    pub name: &'static str,
     pub connections_max: usize,
     pub requests_in_flight_max: usize,
     pub connect_timeout_ms: u64,
@@ -89,6 +91,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         PoolConfig {
+            name: "storage",
             connections_max: 64,
             requests_in_flight_max: 1024,
             connect_timeout_ms: 1_000,
@@ -131,8 +134,9 @@ pub struct Pool {
 impl Pool {
     pub fn new(config: PoolConfig) -> Arc<Pool> {
         let cap = NonZeroUsize::new(config.connections_max.max(1)).unwrap_or(NonZeroUsize::MIN);
-        metrics::gauge!("levee_rpc_client_connections_max").set(cap.get() as f64);
-        metrics::gauge!("levee_rpc_client_requests_in_flight_max")
+        let pool = config.name;
+        metrics::gauge!("levee_rpc_client_connections_max", "pool" => pool).set(cap.get() as f64);
+        metrics::gauge!("levee_rpc_client_requests_in_flight_max", "pool" => pool)
             .set(config.requests_in_flight_max as f64);
         Arc::new(Pool {
             conns: Mutex::new(LruCache::new(cap)),
@@ -183,13 +187,14 @@ impl Pool {
         .map_err(|e| RpcError::Connect(addr, e.to_string()))?;
         let live = self.live.clone();
         live.fetch_add(1, Ordering::Relaxed);
-        metrics::gauge!("levee_rpc_client_connections").increment(1.0);
+        let pool = self.config.name;
+        metrics::gauge!("levee_rpc_client_connections", "pool" => pool).increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(%addr, error = %e, "storage rpc connection ended");
+                tracing::debug!(%addr, pool, error = %e, "rpc connection ended");
             }
             live.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("levee_rpc_client_connections").decrement(1.0);
+            metrics::gauge!("levee_rpc_client_connections", "pool" => pool).decrement(1.0);
         });
         let mut conns = self.conns.lock().unwrap_or_else(|p| p.into_inner());
         // Another task may have connected meanwhile: keep one, the other closes when unused.
@@ -200,7 +205,8 @@ impl Pool {
         }
         if let Some((evicted, _)) = conns.push(addr, sender.clone()) {
             if evicted != addr {
-                metrics::counter!("levee_rpc_client_evictions_total").increment(1);
+                metrics::counter!("levee_rpc_client_evictions_total", "pool" => self.config.name)
+                    .increment(1);
             }
         }
         Ok(sender)
@@ -258,7 +264,8 @@ impl Pool {
                 // its settings arrived): sending again is safe.
                 Err(RpcError::Refused) if attempt < REFUSED_RETRIES_MAX => {
                     attempt += 1;
-                    metrics::counter!("levee_rpc_client_refused_retries_total").increment(1);
+                    metrics::counter!("levee_rpc_client_refused_retries_total", "pool" => self.config.name)
+                        .increment(1);
                     tokio::time::sleep(Duration::from_millis(REFUSED_RETRY_MS << attempt)).await;
                 }
                 other => return other,

@@ -335,10 +335,13 @@ pub struct ControlServerConfig {
     pub calls_in_flight_max: usize,
     /// Concurrent consumer lookups; past it, 429.
     pub lookups_in_flight_max: usize,
-    /// Concurrent map requests (snapshots and long polls, one per following node); past it, 429.
+    /// Concurrent map long polls (one per following node); past it, 429.
     pub map_polls_in_flight_max: usize,
     /// Concurrent Raft messages from other voters (a few per voter); past it, 429.
     pub raft_in_flight_max: usize,
+    /// Concurrent map snapshots, admitted apart from the long polls so a booting or lagging
+    /// node gets its snapshot even while every poll permit is held; past it, 429.
+    pub map_snapshots_in_flight_max: usize,
     pub retry_after_ms: u64,
 }
 
@@ -352,6 +355,7 @@ impl Default for ControlServerConfig {
             lookups_in_flight_max: 256,
             map_polls_in_flight_max: 1024,
             raft_in_flight_max: 64,
+            map_snapshots_in_flight_max: 64,
             retry_after_ms: 100,
         }
     }
@@ -368,6 +372,7 @@ pub struct ControlServer {
     lookups: Admission,
     map_polls: Admission,
     raft_messages: Admission,
+    map_snapshots: Admission,
 }
 
 impl ControlServer {
@@ -400,6 +405,11 @@ impl ControlServer {
             raft,
             raft_messages: Admission::new("raft", config.raft_in_flight_max, config.retry_after_ms),
             map_polls: Admission::new("map", config.map_polls_in_flight_max, config.retry_after_ms),
+            map_snapshots: Admission::new(
+                "map_snapshot",
+                config.map_snapshots_in_flight_max,
+                config.retry_after_ms,
+            ),
             connections: Arc::new(Connections::new(&Self::limits(&config))),
             calls: Admission::new("call", config.calls_in_flight_max, config.retry_after_ms),
             lookups: Admission::new(
@@ -472,7 +482,12 @@ impl ControlServer {
                 let Some(maps) = &self.maps else {
                     return plain(StatusCode::NOT_FOUND, format!("no map feed at {path}"));
                 };
-                let _permit = match self.map_polls.enter() {
+                let admission = if path == MAP_SNAPSHOT_PATH {
+                    &self.map_snapshots
+                } else {
+                    &self.map_polls
+                };
+                let _permit = match admission.enter() {
                     Ok(p) => p,
                     Err(refused) => return refused,
                 };
@@ -608,6 +623,7 @@ impl RemoteControl {
     pub fn with_own_pool(&self) -> RemoteControl {
         RemoteControl::new(
             Pool::new(crate::client::PoolConfig {
+                name: "map",
                 connections_max: self.addresses.len().clamp(1, 8),
                 response_bytes_max: MAP_FEED_BYTES_MAX,
                 ..crate::client::PoolConfig::default()

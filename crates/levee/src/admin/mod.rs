@@ -317,7 +317,23 @@ pub fn shard_level_metrics(node: Arc<crate::node::Node>) -> levee_frontend::metr
 
 /// The configuration's worst case of threads, file descriptors and connections.
 pub fn needs(cfg: &ServeConfig) -> resources::Needs {
-    let connections = (cfg.connections_max + ADMIN_CONNECTIONS_MAX) as u64;
+    // A fleet front-end's storage pool and a control plane's listener hold connections too.
+    let fleet_connections = if cfg.roles.embedded() {
+        0
+    } else {
+        let pool = if cfg.roles.frontend {
+            cfg.storage_connections_max
+        } else {
+            0
+        };
+        let control = if cfg.roles.control {
+            cfg.control_connections_max
+        } else {
+            0
+        };
+        pool + control
+    };
+    let connections = (cfg.connections_max + ADMIN_CONNECTIONS_MAX + fleet_connections) as u64;
     resources::Needs {
         threads: (cfg.worker_threads + cfg.blocking_threads + ADMIN_BLOCKING_THREADS_MAX) as u64
             + resources::FIXED_THREADS,

@@ -38,6 +38,12 @@ impl Proc {
         if !args.contains(&"--map-snapshot-period-ms") {
             cmd.args(["--map-snapshot-period-ms", MAP_SNAPSHOT_PERIOD_MS]);
         }
+        Proc::spawn(cmd, wait_for)
+    }
+
+    /// Runs `cmd` (a `levee serve` however wrapped: under `setpriv`, `prlimit`, ...) until it
+    /// prints a line starting with `wait_for`.
+    pub fn spawn(mut cmd: Command, wait_for: &str) -> Proc {
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -232,6 +238,17 @@ impl Fleet {
     pub fn clients(&self) -> Vec<aws_sdk_kinesis::Client> {
         (0..self.apis.len()).map(|i| self.client(i)).collect()
     }
+}
+
+/// An SDK client signing with `key` for the front-end API at `api` (`ip:port`).
+pub fn client_for(api: &str, key: &(String, String)) -> aws_sdk_kinesis::Client {
+    let cfg = aws_sdk_kinesis::Config::builder()
+        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://{api}"))
+        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(&key.0, &key.1, None, None, "test"))
+        .build();
+    aws_sdk_kinesis::Client::from_conf(cfg)
 }
 
 pub fn create_key(data_dir: &Path, master_key: &Path) -> (String, String) {
