@@ -44,7 +44,7 @@ pub struct NodeReport {
     pub threads: Option<f64>,
     pub fds: Option<f64>,
     pub fd_limit: Option<f64>,
-    /// The worst resource alarm it reports ("ok", "warn", "critical").
+    /// The worst resource alarm it reports and the resources at it ("ok", "warn: fds", …).
     pub alarm: Option<String>,
 }
 
@@ -196,17 +196,7 @@ pub fn gather(data_dir: &Path) -> anyhow::Result<FleetView> {
                 let fds = resource("fds");
                 r.fds = fds.as_ref().and_then(|f| f["used"].as_f64());
                 r.fd_limit = fds.as_ref().and_then(|f| f["limit"].as_f64());
-                r.alarm = s["resources"].as_array().map(|a| {
-                    let worst =
-                        a.iter()
-                            .filter_map(|x| x["alarm"].as_str())
-                            .max_by_key(|x| match *x {
-                                "critical" => 2,
-                                "warn" => 1,
-                                _ => 0,
-                            });
-                    worst.unwrap_or("ok").to_string()
-                });
+                r.alarm = s["resources"].as_array().map(|a| worst_alarm(a));
                 r.status = Some(s);
             }
         }
@@ -226,6 +216,34 @@ pub fn gather(data_dir: &Path) -> anyhow::Result<FleetView> {
         map_dir: data_dir.join("map").display().to_string(),
         nodes: reports,
     })
+}
+
+/// The worst alarm of a node's resources and what raised it: "ok", "warn: fds", …
+fn worst_alarm(resources: &[Value]) -> String {
+    let level = |a: &str| match a {
+        "critical" => 2,
+        "warn" => 1,
+        _ => 0,
+    };
+    let worst = resources
+        .iter()
+        .filter_map(|x| x["alarm"].as_str())
+        .map(level)
+        .max()
+        .unwrap_or(0);
+    if worst == 0 {
+        return "ok".into();
+    }
+    let names: Vec<&str> = resources
+        .iter()
+        .filter(|x| x["alarm"].as_str().map(level) == Some(worst))
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    format!(
+        "{}: {}",
+        if worst == 2 { "critical" } else { "warn" },
+        names.join(",")
+    )
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -304,6 +322,24 @@ pub fn run(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_worst_alarm_names_its_resources() {
+        let r = |name: &str, alarm: &str| serde_json::json!({"name": name, "alarm": alarm});
+        assert_eq!(worst_alarm(&[r("fds", "ok")]), "ok");
+        assert_eq!(
+            worst_alarm(&[
+                r("fds", "warn"),
+                r("disk_bytes", "critical"),
+                r("cpu", "critical")
+            ]),
+            "critical: disk_bytes,cpu"
+        );
+        assert_eq!(
+            worst_alarm(&[r("fds", "warn"), r("cpu", "ok")]),
+            "warn: fds"
+        );
+    }
 
     #[test]
     fn a_wildcard_admin_address_is_reached_at_the_node_s_own_ip() {
