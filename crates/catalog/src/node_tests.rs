@@ -244,7 +244,11 @@ fn the_map_carries_every_registered_node() {
             storage.role,
             storage.admin.as_str()
         ),
-        ("127.0.0.2:7000", levee_map::NodeRole::Storage, "127.0.0.2:4590")
+        (
+            "127.0.0.2:7000",
+            levee_map::NodeRole::Storage,
+            "127.0.0.2:4590"
+        )
     );
     assert!(!m.node(NodeId(7)).unwrap().is_storage());
     // A renewal changes nothing the map holds: no new version.
@@ -262,7 +266,10 @@ fn the_map_carries_every_registered_node() {
     // A new admin address is a map change (the fleet view reads it from the map).
     c.apply(&renew("127.0.0.7:4599")).unwrap();
     assert_eq!(c.map_version(), v + 1);
-    assert_eq!(c.shard_map().node(NodeId(7)).unwrap().admin, "127.0.0.7:4599");
+    assert_eq!(
+        c.shard_map().node(NodeId(7)).unwrap().admin,
+        "127.0.0.7:4599"
+    );
     let v = c.map_version();
     // A control node lists itself; it never gets shards.
     c.apply(&register(9, NodeRole::Control, CELL_DEFAULT))

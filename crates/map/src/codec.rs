@@ -578,9 +578,7 @@ impl<'a> Reader<'a> {
             let code = self.u8()?;
             let role = NodeRole::from_code(code)
                 .filter(|r| !v2 || *r != NodeRole::Control)
-                .ok_or_else(|| {
-                    CodecError::Malformed(format!("node {} role byte {code}", id.0))
-                })?;
+                .ok_or_else(|| CodecError::Malformed(format!("node {} role byte {code}", id.0)))?;
             let admin = if v2 { String::new() } else { self.name()? };
             if table
                 .insert(
@@ -851,8 +849,9 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let map = ShardMap::build_with_nodes(9, vec![stream("s", 2, StreamState::Active, 1)], nodes)
-            .unwrap();
+        let map =
+            ShardMap::build_with_nodes(9, vec![stream("s", 2, StreamState::Active, 1)], nodes)
+                .unwrap();
         let old = frame_v2(&map);
         assert_eq!(old[4], 2);
         assert_eq!(decode_map(&old).unwrap(), map);
@@ -864,13 +863,19 @@ mod tests {
         let mut with_control = map.nodes().clone();
         with_control.insert(NodeId(3), node("127.0.0.3:4591", NodeRole::Control));
         let m = ShardMap::build_with_nodes(9, vec![], with_control).unwrap();
-        assert!(matches!(decode_map(&frame_v2(&m)), Err(CodecError::Malformed(_))));
+        assert!(matches!(
+            decode_map(&frame_v2(&m)),
+            Err(CodecError::Malformed(_))
+        ));
         let mut future = encode_map(&map);
         future[4] = FORMAT_VERSION + 1;
         let n = future.len() - CRC_BYTES;
         let crc = crc32c::crc32c(&future[..n]);
         future[n..].copy_from_slice(&crc.to_le_bytes());
-        assert_eq!(decode_map(&future), Err(CodecError::BadFormat(FORMAT_VERSION + 1)));
+        assert_eq!(
+            decode_map(&future),
+            Err(CodecError::BadFormat(FORMAT_VERSION + 1))
+        );
     }
 
     #[test]

@@ -795,7 +795,11 @@ mod tests {
         nodes.get_mut(&NodeId(1)).unwrap().admin = "127.0.0.1:4590".into();
         let b = ShardMap::build_with_nodes(4, vec![stream("s", 2)], nodes.clone()).unwrap();
         let d = a.diff(&b);
-        assert_eq!(d.nodes.as_ref(), Some(&nodes), "an admin address is a node change");
+        assert_eq!(
+            d.nodes.as_ref(),
+            Some(&nodes),
+            "an admin address is a node change"
+        );
         assert_eq!(a.apply(&d).unwrap(), b);
         nodes.insert(
             NodeId(2),
@@ -815,7 +819,10 @@ mod tests {
         let c2 = ShardMap::build_with_nodes(5, vec![stream("s", 2)], other).unwrap();
         assert_ne!(c.checksum(), c2.checksum());
         for code in 0..=3u8 {
-            assert_eq!(NodeRole::from_code(code).map(NodeRole::code), (code < 3).then_some(code));
+            assert_eq!(
+                NodeRole::from_code(code).map(NodeRole::code),
+                (code < 3).then_some(code)
+            );
         }
     }
 

@@ -295,6 +295,13 @@ pub fn render(view: &FleetView) -> String {
             n.alarm.as_deref().unwrap_or("-")
         );
     }
+    if view.nodes.is_empty() {
+        let _ = writeln!(
+            o,
+            "The map lists no nodes: an embedded node's map has none (use `levee status`), and a \
+             fleet node's lists them once they have registered."
+        );
+    }
     for n in view.nodes.iter().filter(|n| !n.reachable) {
         let _ = writeln!(
             o,
