@@ -86,21 +86,25 @@ fn the_fleet_view_needs_no_control_plane_and_capacity_check_flags_a_lowered_fd_l
     );
     let limited_addr = limited.addr("storage listening on");
     let frontend_dir = fleet.dir.path().join("frontend-1");
+    let storage_dir = fleet.dir.path().join("storage-1");
 
-    // Every node registers (the control node too) and reaches the front-end's persisted map.
+    // Every node registers (the control node too) and reaches the persisted maps of a
+    // front-end and a storage node.
     let deadline = Instant::now() + Duration::from_secs(20);
-    let view = loop {
-        let view = fleet_json(&frontend_dir);
+    let settled = |dir: &Path| loop {
+        let view = fleet_json(dir);
         let all = nodes(&view);
         let count = |role: &str| all.iter().filter(|n| n["role"] == role).count();
-        let settled = (count("control"), count("storage"), count("frontend")) == (1, 4, 3)
-            && all.iter().all(|n| n["reachable"] == true);
-        if settled {
+        if (count("control"), count("storage"), count("frontend")) == (1, 4, 3)
+            && all.iter().all(|n| n["reachable"] == true)
+        {
             break view;
         }
         assert!(Instant::now() < deadline, "fleet not listed: {view:#}");
         std::thread::sleep(Duration::from_millis(100));
     };
+    settled(&storage_dir);
+    let view = settled(&frontend_dir);
     let all = nodes(&view);
     let control = by_address(&all, &fleet.control_addr);
     assert_eq!(control["role"], "control");
@@ -211,7 +215,9 @@ fn the_fleet_view_needs_no_control_plane_and_capacity_check_flags_a_lowered_fd_l
     assert!(table.contains("8 nodes, 6 up, 2 down"), "{table}");
     assert_eq!(table.matches("DOWN").count(), 2, "{table}");
     // Any node's data directory will do: a storage node's map lists the same fleet.
-    let view = fleet_json(&fleet.dir.path().join("storage-1"));
-    assert_eq!(nodes(&view).len(), 8, "{view:#}");
+    let view = fleet_json(&storage_dir);
+    let all = nodes(&view);
+    assert_eq!(all.len(), 8, "{view:#}");
+    assert_eq!(all.iter().filter(|n| n["reachable"] == false).count(), 2);
     drop(limited);
 }
