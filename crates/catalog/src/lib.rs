@@ -730,14 +730,17 @@ pub enum Command {
         commitment_enabled: bool,
         now_ms: u64,
     },
-    /// A storage node or front-end joins (or renews its lease, or moves to a new address);
-    /// refused past its cell's cap.
+    /// A storage node, front-end or control node joins (or renews its lease, or moves to a
+    /// new address); refused past its cell's cap.
     RegisterNode {
         id: u64,
         role: NodeRole,
         address: String,
         cell: String,
         now_ms: u64,
+        /// Its admin listener (empty in commands logged before nodes gave one).
+        #[serde(default)]
+        admin: String,
     },
     /// A node leaves; a storage node only once it holds no shard.
     DeregisterNode {
@@ -1208,7 +1211,8 @@ impl Catalog {
                 address,
                 cell,
                 now_ms,
-            } => self.register_node(*id, *role, address, cell, *now_ms),
+                admin,
+            } => self.register_node(*id, *role, address, admin, cell, *now_ms),
             Command::DeregisterNode { id } => self.deregister_node(*id),
         }
     }

@@ -17,6 +17,7 @@ fn register(id: u64, role: NodeRole, cell: &str) -> Command {
         address: format!("127.0.0.{id}:7000"),
         cell: cell.to_string(),
         now_ms: 1_000 + id,
+        admin: format!("127.0.0.{id}:4590"),
     }
 }
 
@@ -88,6 +89,7 @@ fn registering_again_renews_and_may_move_but_not_change_role_or_cell() {
         address: "127.0.0.1:7000".into(),
         cell: CELL_DEFAULT.into(),
         now_ms: 9_000,
+        admin: "127.0.0.1:4590".into(),
     })
     .unwrap();
     assert_eq!(c.nodes()[&1].renewed_ms, 9_000);
@@ -100,6 +102,7 @@ fn registering_again_renews_and_may_move_but_not_change_role_or_cell() {
         address: "127.0.0.9:7000".into(),
         cell: CELL_DEFAULT.into(),
         now_ms: 9_500,
+        admin: "127.0.0.1:4590".into(),
     })
     .unwrap();
     assert_eq!(c.nodes()[&1].address, "127.0.0.9:7000");
@@ -125,6 +128,7 @@ fn bad_registrations_are_refused_with_clear_errors() {
             address: String::new(),
             cell: CELL_DEFAULT.into(),
             now_ms: 1,
+            admin: String::new(),
         },
     );
     assert_eq!(e.type_name(), "InvalidArgumentException");
@@ -235,21 +239,48 @@ fn the_map_carries_every_registered_node() {
     let m = c.shard_map();
     let storage = m.node(NodeId(2)).unwrap();
     assert_eq!(
-        (storage.address.as_str(), storage.storage),
-        ("127.0.0.2:7000", true)
+        (
+            storage.address.as_str(),
+            storage.role,
+            storage.admin.as_str()
+        ),
+        (
+            "127.0.0.2:7000",
+            levee_map::NodeRole::Storage,
+            "127.0.0.2:4590"
+        )
     );
-    assert!(!m.node(NodeId(7)).unwrap().storage);
+    assert!(!m.node(NodeId(7)).unwrap().is_storage());
     // A renewal changes nothing the map holds: no new version.
     let v = c.map_version();
-    c.apply(&Command::RegisterNode {
+    let renew = |admin: &str| Command::RegisterNode {
         id: 7,
         role: NodeRole::Frontend,
         address: "127.0.0.7:7000".into(),
         cell: CELL_DEFAULT.into(),
         now_ms: 99_000,
-    })
-    .unwrap();
+        admin: admin.into(),
+    };
+    c.apply(&renew("127.0.0.7:4590")).unwrap();
     assert_eq!(c.map_version(), v);
+    // A new admin address is a map change (the fleet view reads it from the map).
+    c.apply(&renew("127.0.0.7:4599")).unwrap();
+    assert_eq!(c.map_version(), v + 1);
+    assert_eq!(
+        c.shard_map().node(NodeId(7)).unwrap().admin,
+        "127.0.0.7:4599"
+    );
+    let v = c.map_version();
+    // A control node lists itself; it never gets shards.
+    c.apply(&register(9, NodeRole::Control, CELL_DEFAULT))
+        .unwrap();
+    assert_eq!(
+        c.shard_map().node(NodeId(9)).unwrap().role,
+        levee_map::NodeRole::Control
+    );
+    c.apply(&Command::DeregisterNode { id: 9 }).unwrap();
+    assert_eq!(c.map_version(), v + 2);
+    let v = c.map_version();
     c.apply(&Command::DeregisterNode { id: 7 }).unwrap();
     let m = c.shard_map();
     assert!(m.node(NodeId(7)).is_none());

@@ -1,6 +1,7 @@
 //! The fleet's members as the catalog knows them, and where new shards go.
 //!
-//! Storage nodes and front-ends register with their address and cell. Each cell has hard caps
+//! Storage nodes, front-ends and control nodes register with their address, admin address
+//! and cell. Each cell has hard caps
 //! on its storage nodes and front-ends (R8, the tested range): a registration past a cap is
 //! refused with a clear `LimitExceededException`, so capacity can only be added within the
 //! size the fleet was tested at. A registration renews the node's lease; leases only inform
@@ -25,6 +26,8 @@ use crate::{Catalog, CatalogError, Outcome};
 pub const STORAGE_NODES_PER_CELL_MAX_DEFAULT: u32 = 1024;
 /// Front-ends one cell may have.
 pub const FRONTENDS_PER_CELL_MAX_DEFAULT: u32 = 256;
+/// Control nodes one cell may list (a control plane has 1, 3 or 5 voters).
+pub const CONTROL_NODES_PER_CELL_MAX: u32 = 7;
 /// The cell of everything when none is configured.
 pub const CELL_DEFAULT: &str = "cell-1";
 /// A node's address: `host:port`, at most this long.
@@ -38,13 +41,21 @@ pub const CELL_ID_BYTES_MAX: usize = 64;
 pub enum NodeRole {
     Storage,
     Frontend,
+    /// A control-plane node listing itself, so every map names the whole fleet.
+    Control,
 }
 
 impl NodeRole {
     pub fn as_str(self) -> &'static str {
+        self.map_role().as_str()
+    }
+
+    /// The role as the shard map carries it.
+    pub fn map_role(self) -> levee_map::NodeRole {
         match self {
-            NodeRole::Storage => "storage",
-            NodeRole::Frontend => "frontend",
+            NodeRole::Storage => levee_map::NodeRole::Storage,
+            NodeRole::Frontend => levee_map::NodeRole::Frontend,
+            NodeRole::Control => levee_map::NodeRole::Control,
         }
     }
 }
@@ -57,6 +68,9 @@ pub struct NodeRecord {
     /// Where its inter-node listener is (`host:port`).
     pub address: String,
     pub cell: String,
+    /// Where its admin listener (`/status.json`) is (`host:port`); empty if it did not say.
+    #[serde(default)]
+    pub admin: String,
     pub registered_ms: u64,
     /// Its last registration or renewal.
     pub renewed_ms: u64,
@@ -81,6 +95,7 @@ impl Catalog {
         id: u64,
         role: NodeRole,
         address: &str,
+        admin: &str,
         cell: &str,
         now_ms: u64,
     ) -> Result<(Outcome, bool), CatalogError> {
@@ -92,6 +107,11 @@ impl Catalog {
         if address.is_empty() || address.len() > NODE_ADDRESS_BYTES_MAX {
             return Err(CatalogError::InvalidArgument(format!(
                 "Node {id} address must be 1 to {NODE_ADDRESS_BYTES_MAX} bytes."
+            )));
+        }
+        if admin.len() > NODE_ADDRESS_BYTES_MAX {
+            return Err(CatalogError::InvalidArgument(format!(
+                "Node {id} admin address must be at most {NODE_ADDRESS_BYTES_MAX} bytes."
             )));
         }
         if !cell_ok(cell) {
@@ -108,8 +128,9 @@ impl Catalog {
                     role.as_str()
                 )));
             }
-            let moved = existing.address != address;
+            let moved = existing.address != address || existing.admin != admin;
             existing.address = address.to_string();
+            existing.admin = admin.to_string();
             existing.renewed_ms = now_ms;
             // A new address is a map change: front-ends send a storage node's shards' calls
             // there, and the fleet view reads every node's status there.
@@ -118,6 +139,7 @@ impl Catalog {
         let cap = match role {
             NodeRole::Storage => self.config.storage_nodes_per_cell_max,
             NodeRole::Frontend => self.config.frontends_per_cell_max,
+            NodeRole::Control => CONTROL_NODES_PER_CELL_MAX,
         };
         let in_cell = self
             .state
@@ -138,6 +160,7 @@ impl Catalog {
                 role,
                 address: address.to_string(),
                 cell: cell.to_string(),
+                admin: admin.to_string(),
                 registered_ms: now_ms,
                 renewed_ms: now_ms,
             },
@@ -169,7 +192,8 @@ impl Catalog {
         Ok((Outcome::NodeDeregistered, true))
     }
 
-    /// The node table the map carries: every registered node's address, cell and role.
+    /// The node table the map carries: every registered node's address, cell, role and admin
+    /// address.
     pub(crate) fn node_table(&self) -> levee_map::NodeTable {
         self.state
             .nodes
@@ -180,7 +204,8 @@ impl Catalog {
                     levee_map::NodeEntry {
                         address: n.address.clone(),
                         cell: n.cell.clone(),
-                        storage: n.role == NodeRole::Storage,
+                        role: n.role.map_role(),
+                        admin: n.admin.clone(),
                     },
                 )
             })

@@ -105,10 +105,10 @@ pub fn keep_registered(control: Arc<RemoteControl>, me: Registration, renew_ms: 
                 Ok(()) => {
                     if !registered {
                         tracing::info!(id = me.id, address = %me.address, cell = %me.cell, "registered with the control plane");
-                        let role = if me.storage {
-                            "storage node"
-                        } else {
-                            "front-end"
+                        let role = match me.role {
+                            levee_map::NodeRole::Storage => "storage node",
+                            levee_map::NodeRole::Frontend => "front-end",
+                            levee_map::NodeRole::Control => "control node",
                         };
                         crate::announce(&format!("registered as {role} {} in {}", me.id, me.cell));
                     }
@@ -220,16 +220,23 @@ impl ControlHandler for ControlService {
                     node.address
                 )));
             }
+            if !node.admin.is_empty() && node.admin.parse::<SocketAddr>().is_err() {
+                return Err(ApiError::invalid_argument(format!(
+                    "node admin address {:?} is not ip:port",
+                    node.admin
+                )));
+            }
             let cmd = levee_catalog::Command::RegisterNode {
                 id: node.id,
-                role: if node.storage {
-                    levee_catalog::NodeRole::Storage
-                } else {
-                    levee_catalog::NodeRole::Frontend
+                role: match node.role {
+                    levee_map::NodeRole::Storage => levee_catalog::NodeRole::Storage,
+                    levee_map::NodeRole::Frontend => levee_catalog::NodeRole::Frontend,
+                    levee_map::NodeRole::Control => levee_catalog::NodeRole::Control,
                 },
                 address: node.address,
                 cell: node.cell,
                 now_ms: crate::node::now_ms(),
+                admin: node.admin,
             };
             match this.catalog.execute(cmd).await {
                 Ok(Ok(_)) => Ok(()),

@@ -75,6 +75,10 @@ enum AdminCmd {
     ApproveMap { version: u64 },
     /// Shows or changes the control plane's Raft voters (through any voter).
     Voters(VotersArgs),
+    /// Before adding nodes: whether any node's threads, fds or connections would reach its
+    /// alarm threshold (nodes from the local map, limits from each node's /status.json).
+    /// Exits with status 1 when a node is flagged.
+    CapacityCheck(CapacityCheckArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +111,25 @@ enum VotersCmd {
 }
 
 #[derive(Args)]
+struct CapacityCheckArgs {
+    /// Storage nodes to add.
+    #[arg(long, default_value_t = 0)]
+    add_storage: u64,
+    /// Front-ends to add.
+    #[arg(long, default_value_t = 0)]
+    add_frontends: u64,
+    /// The cell the new nodes join (its caps are checked); needed when the fleet has several.
+    #[arg(long)]
+    cell: Option<String>,
+    /// A fleet node's data directory: its persisted shard map lists the nodes.
+    #[arg(long, env = "LEVEE_DATA_DIR", default_value = "./levee-data")]
+    data_dir: PathBuf,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
 struct StatusArgs {
     /// The node's admin listener.
     #[arg(long, env = "LEVEE_ADMIN", default_value = "http://127.0.0.1:4590")]
@@ -114,6 +137,13 @@ struct StatusArgs {
     /// Print the raw JSON instead of the summary.
     #[arg(long)]
     json: bool,
+    /// Every node of the fleet: the nodes from the local persisted shard map (--data-dir),
+    /// each asked on its admin listener; needs no control plane. Unreachable nodes show as down.
+    #[arg(long)]
+    fleet: bool,
+    /// With --fleet: a fleet node's data directory (its `map` generations list the nodes).
+    #[arg(long, env = "LEVEE_DATA_DIR", default_value = "./levee-data")]
+    data_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -337,6 +367,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Cmd::Serve(args) => serve(*args, log_drops),
+        Cmd::Status(args) if args.fleet => admin::fleet_view::run(&args.data_dir, args.json),
         Cmd::Status(args) => admin::term::run(&args.admin, args.json),
         Cmd::Credentials(args) => credentials_cmd(args),
         Cmd::Stream(args) => cli::run(cli::stream::run(args)),
@@ -356,6 +387,15 @@ fn main() -> anyhow::Result<()> {
                 };
                 cli::run(voters::run(v.control, change))
             }
+            AdminCmd::CapacityCheck(c) => admin::capacity::run(
+                &c.data_dir,
+                admin::capacity::Plan {
+                    add_storage: c.add_storage,
+                    add_frontends: c.add_frontends,
+                    cell: c.cell,
+                },
+                c.json,
+            ),
         },
     }
 }
@@ -555,6 +595,7 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
     let mut control_addrs = cfg.control.clone();
     let mut tasks = tokio::task::JoinSet::new();
     let mut node = None;
+    let mut control_listen = None;
     if cfg.roles.control {
         let n = node::Node::start(cfg.clone(), false).await?;
         let _ = shared.node.set(n.clone());
@@ -565,6 +606,7 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
         }
         tracing::info!(%addr, "control plane listening");
         announce(&format!("control listening on {addr}"));
+        control_listen = Some(addr);
         let control = control::local_control(n.clone())?;
         let limits = levee_rpc::control::ControlServerConfig {
             connections_max: cfg.control_connections_max,
@@ -576,6 +618,21 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
     }
     let (clock, shard_limits) = shard_limiter(&cfg);
     let remote = fleet::remote_control(&cfg, control_addrs);
+    if let Some(addr) = control_listen.filter(|_| !cfg.roles.storage && !cfg.roles.frontend) {
+        // A control node lists itself in the map, so the fleet view finds it (a process with
+        // another role is listed under that role, with the same admin listener).
+        fleet::keep_registered(
+            remote.clone(),
+            levee_rpc::control::Registration {
+                id: fleet::node_id(&cfg.data_dir)?,
+                role: levee_map::NodeRole::Control,
+                address: addr.to_string(),
+                cell: cfg.cell.clone(),
+                admin: shared.admin_addr.to_string(),
+            },
+            cfg.lease_renew_ms,
+        );
+    }
     if cfg.roles.storage {
         let listener = bind(cfg.storage_listen, "storage").await?;
         let addr = listener.local_addr()?;
@@ -593,9 +650,10 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
             remote.clone(),
             levee_rpc::control::Registration {
                 id: storage.id,
-                storage: true,
+                role: levee_map::NodeRole::Storage,
                 address: addr.to_string(),
                 cell: cfg.cell.clone(),
+                admin: shared.admin_addr.to_string(),
             },
             cfg.lease_renew_ms,
         );
@@ -615,9 +673,10 @@ async fn run_roles(cfg: ServeConfig, shared: Arc<admin::Shared>) -> anyhow::Resu
             remote.clone(),
             levee_rpc::control::Registration {
                 id: maps.id,
-                storage: false,
-                address: shared.admin_addr.to_string(),
+                role: levee_map::NodeRole::Frontend,
+                address: addr.to_string(),
                 cell: cfg.cell.clone(),
+                admin: shared.admin_addr.to_string(),
             },
             cfg.lease_renew_ms,
         );

@@ -290,12 +290,24 @@ async fn status_page_and_json_come_from_local_state_and_the_ring_survives_restar
     assert!(text.contains("RLIMIT_NOFILE"), "{text}");
     assert!(text.contains("ResourceNotFoundException"), "{text}");
     assert!(text.contains("20 records in"), "{text}");
+    assert!(text.contains("in cell-1; worst case"), "{text}");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_levee"))
         .args(["status", "--json", "--admin", &server.admin])
         .output()
         .unwrap();
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["streams"][0]["name"], "orders");
+    // What `levee admin capacity-check` reads: the worst case from the settings.
+    let budget = &j["budget"];
+    assert!(budget["threads"].as_u64().unwrap() > 0, "{budget}");
+    assert!(
+        budget["fds"].as_u64().unwrap() > budget["threads"].as_u64().unwrap(),
+        "{budget}"
+    );
+    assert_eq!(
+        budget["roles"],
+        serde_json::json!(["control", "storage", "frontend"])
+    );
 
     // The ring survives a restart: the samples from before are still there.
     let before: Vec<u64> = v["throughput"]["at_ms"]

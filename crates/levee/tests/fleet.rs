@@ -748,9 +748,14 @@ async fn registration_past_a_cell_cap_is_refused() {
     );
     let node = |id: u64, storage: bool, cell: &str| Registration {
         id,
-        storage,
+        role: if storage {
+            levee_map::NodeRole::Storage
+        } else {
+            levee_map::NodeRole::Frontend
+        },
         address: format!("127.0.0.{}:4592", 10 + id),
         cell: cell.into(),
+        admin: format!("127.0.0.{}:4590", 10 + id),
     };
     for id in [1, 2] {
         remote

@@ -255,9 +255,10 @@ async fn register(control: &Arc<RemoteControl>, endpoints: &[Endpoint]) {
             .iter()
             .map(|e| Registration {
                 id: e.id,
-                storage: true,
+                role: levee_map::NodeRole::Storage,
                 address: e.addr.to_string(),
                 cell: "cell-1".into(),
+                admin: String::new(),
             })
             .collect(),
     );
@@ -866,9 +867,10 @@ async fn the_control_plane_holds_1000_map_subscriptions_and_answers_the_excess_w
     );
     let node = |id: u64| Registration {
         id,
-        storage: true,
+        role: levee_map::NodeRole::Storage,
         address: format!("127.1.0.{id}:4592"),
         cell: "cell-1".into(),
+        admin: String::new(),
     };
     remote.register(&node(1)).await.expect("registration");
     let version = |frame: &Bytes| {

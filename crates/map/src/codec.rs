@@ -29,7 +29,12 @@
 //! are a u32 length + UTF-8; policies are parsed again on decode (a text that no longer
 //! parses denies everything, as the catalog's own reading does). A snapshot may end with the
 //! node table and a delta with a changed node table (count u32; per node: id u64, address and
-//! cell as u16 length + UTF-8, a u8 1 for storage); a map without nodes omits it.
+//! cell as u16 length + UTF-8, the role as a u8 — 0 front-end, 1 storage, 2 control — and the
+//! admin address as u16 length + UTF-8, empty when unknown); a map without nodes omits it.
+//!
+//! Format 3 added control nodes and admin addresses to the node table; frames of format 2
+//! (role 0 or 1, no admin address) are still read, so a node boots from generations an older
+//! build persisted and follows an older control plane.
 //!
 //! This module does no I/O.
 
@@ -39,13 +44,16 @@ use levee_policy::ResourcePolicy;
 
 use crate::{
     ConsumerFact, ConsumerPolicy, ConsumerState, GroupId, HashRange, MapDelta, MapError, NodeEntry,
-    NodeId, NodeTable, Policies, ShardId, ShardMap, ShardRoute, StreamFacts, StreamRoute,
+    NodeId, NodeRole, NodeTable, Policies, ShardId, ShardMap, ShardRoute, StreamFacts, StreamRoute,
     StreamState, WrappedKey,
 };
 
 const MAGIC: [u8; 4] = *b"LVMF";
-/// The frame format this code writes and reads.
-pub const FORMAT_VERSION: u8 = 2;
+/// The frame format this code writes.
+pub const FORMAT_VERSION: u8 = 3;
+/// The oldest frame format this code still reads (node entries without role 2 or an admin
+/// address).
+pub const FORMAT_VERSION_READ_MIN: u8 = 2;
 const KIND_SNAPSHOT: u8 = 1;
 const KIND_DELTA: u8 = 2;
 const HEADER_BYTES: usize = 12;
@@ -73,7 +81,7 @@ pub enum CodecError {
     Truncated { at: usize },
     #[error("not a map frame (bad magic)")]
     BadMagic,
-    #[error("map frame format {0} is not supported (this build reads {FORMAT_VERSION})")]
+    #[error("map frame format {0} is not supported (this build reads {FORMAT_VERSION_READ_MIN} to {FORMAT_VERSION})")]
     BadFormat(u8),
     #[error("unknown map frame kind {0}")]
     BadKind(u8),
@@ -133,14 +141,15 @@ pub fn encode_delta(delta: &MapDelta) -> Vec<u8> {
 }
 
 /// The node table: count u32, then per node id u64, address and cell (u16 length + UTF-8),
-/// and a u8 (1 storage, 0 front-end).
+/// the role's code (u8) and the admin address (u16 length + UTF-8).
 fn put_nodes(b: &mut Vec<u8>, nodes: &NodeTable) {
     b.extend_from_slice(&(nodes.len() as u32).to_le_bytes());
     for (id, n) in nodes {
         b.extend_from_slice(&id.0.to_le_bytes());
         put_name(b, &n.address);
         put_name(b, &n.cell);
-        b.push(u8::from(n.storage));
+        b.push(n.role.code());
+        put_name(b, &n.admin);
     }
 }
 
@@ -178,8 +187,9 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, usize), CodecError> {
     if head[..4] != MAGIC {
         return Err(CodecError::BadMagic);
     }
-    if head[4] != FORMAT_VERSION {
-        return Err(CodecError::BadFormat(head[4]));
+    let format = head[4];
+    if !(FORMAT_VERSION_READ_MIN..=FORMAT_VERSION).contains(&format) {
+        return Err(CodecError::BadFormat(format));
     }
     let kind = head[5];
     let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
@@ -204,6 +214,7 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, usize), CodecError> {
     let mut r = Reader {
         b: &covered[HEADER_BYTES..],
         at: 0,
+        format,
     };
     let f = match kind {
         KIND_SNAPSHOT => {
@@ -350,6 +361,8 @@ fn put_text(b: &mut Vec<u8>, t: &str) {
 struct Reader<'a> {
     b: &'a [u8],
     at: usize,
+    /// The frame's format version.
+    format: u8,
 }
 
 impl<'a> Reader<'a> {
@@ -554,29 +567,27 @@ impl<'a> Reader<'a> {
     }
 
     fn nodes(&mut self) -> Result<NodeTable, CodecError> {
-        let n = self.count(8 + 2 + 2 + 1)?;
+        // Format 2 had no control role and no admin address.
+        let v2 = self.format == 2;
+        let n = self.count(8 + 2 + 2 + 1 + if v2 { 0 } else { 2 })?;
         let mut table = NodeTable::new();
         for _ in 0..n {
             let id = NodeId(self.u64()?);
             let address = self.name()?;
             let cell = self.name()?;
-            let storage = match self.u8()? {
-                0 => false,
-                1 => true,
-                b => {
-                    return Err(CodecError::Malformed(format!(
-                        "node {} role byte {b}",
-                        id.0
-                    )))
-                }
-            };
+            let code = self.u8()?;
+            let role = NodeRole::from_code(code)
+                .filter(|r| !v2 || *r != NodeRole::Control)
+                .ok_or_else(|| CodecError::Malformed(format!("node {} role byte {code}", id.0)))?;
+            let admin = if v2 { String::new() } else { self.name()? };
             if table
                 .insert(
                     id,
                     NodeEntry {
                         address,
                         cell,
-                        storage,
+                        role,
+                        admin,
                     },
                 )
                 .is_some()
@@ -720,7 +731,8 @@ mod tests {
                 (
                     "127\\.0\\.0\\.[0-9]{1,3}:[0-9]{2,5}",
                     "cell-[0-9]",
-                    any::<bool>(),
+                    0u8..3,
+                    "(127\\.0\\.0\\.[0-9]{1,3}:[0-9]{2,5})?",
                 ),
                 0..4,
             ),
@@ -733,13 +745,14 @@ mod tests {
                     .collect();
                 let nodes = nodes
                     .into_iter()
-                    .map(|(id, (address, cell, storage))| {
+                    .map(|(id, (address, cell, role, admin))| {
                         (
                             NodeId(id),
                             NodeEntry {
                                 address,
                                 cell,
-                                storage,
+                                role: NodeRole::from_code(role).unwrap(),
+                                admin,
                             },
                         )
                     })
@@ -798,6 +811,71 @@ mod tests {
             prop_assert!(decode_map(&bytes).is_err());
             let _ = decode_frames(&bytes);
         }
+    }
+
+    /// `map` as a format-2 snapshot frame (what builds before control nodes and admin
+    /// addresses wrote): the node table without admin addresses.
+    fn frame_v2(map: &ShardMap) -> Vec<u8> {
+        let streams = map.streams().map(|s| StreamRoute::clone(s)).collect();
+        let plain = encode_map(&ShardMap::build(map.version(), streams).unwrap());
+        let mut body = plain[HEADER_BYTES..plain.len() - CRC_BYTES].to_vec();
+        body[8..12].copy_from_slice(&map.checksum().to_le_bytes());
+        body.extend_from_slice(&(map.nodes().len() as u32).to_le_bytes());
+        for (id, n) in map.nodes() {
+            body.extend_from_slice(&id.0.to_le_bytes());
+            put_name(&mut body, &n.address);
+            put_name(&mut body, &n.cell);
+            body.push(n.role.code());
+        }
+        let mut out = frame(KIND_SNAPSHOT, &body);
+        out[4] = 2;
+        let n = out.len() - CRC_BYTES;
+        let crc = crc32c::crc32c(&out[..n]);
+        out[n..].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn format_2_frames_persisted_by_older_builds_still_decode() {
+        let node = |address: &str, role| NodeEntry {
+            address: address.into(),
+            cell: "cell-1".into(),
+            role,
+            admin: String::new(),
+        };
+        let nodes: NodeTable = [
+            (NodeId(1), node("127.0.0.1:7001", NodeRole::Storage)),
+            (NodeId(2), node("127.0.0.2:4590", NodeRole::Frontend)),
+        ]
+        .into_iter()
+        .collect();
+        let map =
+            ShardMap::build_with_nodes(9, vec![stream("s", 2, StreamState::Active, 1)], nodes)
+                .unwrap();
+        let old = frame_v2(&map);
+        assert_eq!(old[4], 2);
+        assert_eq!(decode_map(&old).unwrap(), map);
+        // The same map written now is format 3 and decodes to the same map.
+        let now = encode_map(&map);
+        assert_eq!(now[4], FORMAT_VERSION);
+        assert_eq!(decode_map(&now).unwrap(), map);
+        // A control node cannot be in a format-2 frame; formats outside 2..=3 are refused.
+        let mut with_control = map.nodes().clone();
+        with_control.insert(NodeId(3), node("127.0.0.3:4591", NodeRole::Control));
+        let m = ShardMap::build_with_nodes(9, vec![], with_control).unwrap();
+        assert!(matches!(
+            decode_map(&frame_v2(&m)),
+            Err(CodecError::Malformed(_))
+        ));
+        let mut future = encode_map(&map);
+        future[4] = FORMAT_VERSION + 1;
+        let n = future.len() - CRC_BYTES;
+        let crc = crc32c::crc32c(&future[..n]);
+        future[n..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            decode_map(&future),
+            Err(CodecError::BadFormat(FORMAT_VERSION + 1))
+        );
     }
 
     #[test]

@@ -406,14 +406,65 @@ pub enum MapError {
     Checksum { version: u64, want: u32, got: u32 },
 }
 
-/// A registered node as the map carries it: where its inter-node listener is, its cell, and
-/// whether it is a storage node (shards are placed on those) or a front-end.
+/// What a registered node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NodeRole {
+    /// Serves the Kinesis API.
+    Frontend,
+    /// Holds shards (the only role shards are placed on).
+    Storage,
+    /// A control-plane voter (the catalog and the map's publication).
+    Control,
+}
+
+impl NodeRole {
+    /// The role's byte in the map codec and its checksum (front-end 0 and storage 1 as
+    /// before control nodes were listed).
+    pub fn code(self) -> u8 {
+        match self {
+            NodeRole::Frontend => 0,
+            NodeRole::Storage => 1,
+            NodeRole::Control => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<NodeRole> {
+        match code {
+            0 => Some(NodeRole::Frontend),
+            1 => Some(NodeRole::Storage),
+            2 => Some(NodeRole::Control),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Frontend => "frontend",
+            NodeRole::Storage => "storage",
+            NodeRole::Control => "control",
+        }
+    }
+}
+
+/// A registered node as the map carries it: where its inter-node listener is, its cell, its
+/// role, and where its admin listener (`/status.json`) is — so any node's persisted map is a
+/// directory of the fleet that needs no control plane to read (`levee status --fleet`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeEntry {
-    /// `ip:port` of its inter-node listener.
+    /// `ip:port` of its inter-node listener: a storage node's storage listener, a front-end's
+    /// API listener, a control node's control listener.
     pub address: String,
     pub cell: String,
-    pub storage: bool,
+    pub role: NodeRole,
+    /// `ip:port` of its admin listener; empty when the node did not say (older nodes).
+    pub admin: String,
+}
+
+impl NodeEntry {
+    /// Whether shards may be placed on it.
+    pub fn is_storage(&self) -> bool {
+        self.role == NodeRole::Storage
+    }
 }
 
 /// The nodes of a map, by id.
@@ -644,7 +695,14 @@ fn checksum_of(
             put(n.address.as_bytes());
             put(&(n.cell.len() as u64).to_le_bytes());
             put(n.cell.as_bytes());
-            put(&[u8::from(n.storage)]);
+            put(&[n.role.code()]);
+            // An admin address adds to the checksum only when present, so maps persisted
+            // before nodes carried one keep their checksums.
+            if !n.admin.is_empty() {
+                put(b"admin");
+                put(&(n.admin.len() as u64).to_le_bytes());
+                put(n.admin.as_bytes());
+            }
         }
     }
     crc
@@ -686,7 +744,12 @@ mod tests {
         NodeEntry {
             address: address.into(),
             cell: "cell-1".into(),
-            storage,
+            role: if storage {
+                NodeRole::Storage
+            } else {
+                NodeRole::Frontend
+            },
+            admin: String::new(),
         }
     }
 
@@ -721,6 +784,46 @@ mod tests {
         let mut lying = d.clone();
         lying.nodes = Some(NodeTable::new());
         assert!(matches!(b.apply(&lying), Err(MapError::Checksum { .. })));
+    }
+
+    #[test]
+    fn admin_addresses_and_control_nodes_are_in_the_checksum_and_travel_in_deltas() {
+        let mut nodes: NodeTable = [(NodeId(1), node("127.0.0.1:7001", true))]
+            .into_iter()
+            .collect();
+        let a = ShardMap::build_with_nodes(3, vec![stream("s", 2)], nodes.clone()).unwrap();
+        nodes.get_mut(&NodeId(1)).unwrap().admin = "127.0.0.1:4590".into();
+        let b = ShardMap::build_with_nodes(4, vec![stream("s", 2)], nodes.clone()).unwrap();
+        let d = a.diff(&b);
+        assert_eq!(
+            d.nodes.as_ref(),
+            Some(&nodes),
+            "an admin address is a node change"
+        );
+        assert_eq!(a.apply(&d).unwrap(), b);
+        nodes.insert(
+            NodeId(2),
+            NodeEntry {
+                address: "127.0.0.2:4591".into(),
+                cell: "cell-1".into(),
+                role: NodeRole::Control,
+                admin: "127.0.0.2:4590".into(),
+            },
+        );
+        let c = ShardMap::build_with_nodes(5, vec![stream("s", 2)], nodes.clone()).unwrap();
+        assert_eq!(b.apply(&b.diff(&c)).unwrap(), c);
+        assert!(!c.node(NodeId(2)).unwrap().is_storage());
+        // The same table at the same version with another admin address checks differently.
+        let mut other = nodes;
+        other.get_mut(&NodeId(2)).unwrap().admin = "127.0.0.2:4599".into();
+        let c2 = ShardMap::build_with_nodes(5, vec![stream("s", 2)], other).unwrap();
+        assert_ne!(c.checksum(), c2.checksum());
+        for code in 0..=3u8 {
+            assert_eq!(
+                NodeRole::from_code(code).map(NodeRole::code),
+                (code < 3).then_some(code)
+            );
+        }
     }
 
     #[test]

@@ -345,6 +345,10 @@ impl Reader {
             v => Err(CodecError::Version(v)),
         }
     }
+    /// Whether every byte was read (an optional trailing field is absent).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.remaining() == 0
+    }
     pub(crate) fn end(self) -> Result<(), CodecError> {
         match self.buf.remaining() {
             0 => Ok(()),

@@ -62,15 +62,21 @@ pub struct ControlCall {
 }
 
 /// What a node says about itself when it registers (and renews its lease).
+///
+/// Encoded as: format u8, id u64, role u8 (0 front-end, 1 storage, 2 control), address and
+/// cell (u32 length + UTF-8), then the admin address (u32 length + UTF-8) — absent in
+/// registrations from builds before it, read as empty.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
     pub id: u64,
-    /// A storage node (shards are placed on it) or a front-end.
-    pub storage: bool,
-    /// `ip:port` others reach it at: a storage node's storage listener, a front-end's admin
-    /// listener.
+    /// A storage node (shards are placed on it), a front-end, or a control node.
+    pub role: levee_map::NodeRole,
+    /// `ip:port` others reach it at: a storage node's storage listener, a front-end's API
+    /// listener, a control node's control listener.
     pub address: String,
     pub cell: String,
+    /// `ip:port` of its admin listener (`/status.json`), for the fleet view.
+    pub admin: String,
 }
 
 /// What the control plane does with forwarded calls.
@@ -103,27 +109,34 @@ pub trait MapFeed: Send + Sync + 'static {
 }
 
 pub fn encode_registration(r: &Registration) -> Bytes {
-    let mut out = BytesMut::with_capacity(32 + r.address.len() + r.cell.len());
+    let mut out = BytesMut::with_capacity(32 + r.address.len() + r.cell.len() + r.admin.len());
     out.put_u8(FORMAT_VERSION);
     out.put_u64_le(r.id);
-    out.put_u8(u8::from(r.storage));
+    out.put_u8(r.role.code());
     put_bytes(&mut out, r.address.as_bytes());
     put_bytes(&mut out, r.cell.as_bytes());
+    put_bytes(&mut out, r.admin.as_bytes());
     out.freeze()
 }
 
 pub fn decode_registration(body: Bytes) -> Result<Registration, CodecError> {
     let mut r = Reader::start(body)?;
     let id = r.u64()?;
-    let storage = r.bool("role")?;
+    let role = levee_map::NodeRole::from_code(r.u8()?).ok_or(CodecError::Invalid("role"))?;
     let address = r.string("address")?;
     let cell = r.string("cell")?;
+    let admin = if r.is_empty() {
+        String::new()
+    } else {
+        r.string("admin address")?
+    };
     r.end()?;
     Ok(Registration {
         id,
-        storage,
+        role,
         address,
         cell,
+        admin,
     })
 }
 
@@ -837,13 +850,26 @@ mod tests {
 
     #[test]
     fn registrations_round_trip() {
-        let r = Registration {
+        let mut r = Registration {
             id: 7,
-            storage: true,
+            role: levee_map::NodeRole::Storage,
             address: "127.0.0.3:4600".into(),
             cell: "cell-1".into(),
+            admin: "127.0.0.3:4590".into(),
         };
-        assert_eq!(decode_registration(encode_registration(&r)), Ok(r));
+        assert_eq!(decode_registration(encode_registration(&r)), Ok(r.clone()));
+        r.role = levee_map::NodeRole::Control;
+        assert_eq!(decode_registration(encode_registration(&r)), Ok(r.clone()));
+        // A registration from a build without admin addresses: read with none.
+        let mut old = BytesMut::new();
+        old.put_u8(FORMAT_VERSION);
+        old.put_u64_le(7);
+        old.put_u8(1);
+        put_bytes(&mut old, b"127.0.0.3:4600");
+        put_bytes(&mut old, b"cell-1");
+        r.role = levee_map::NodeRole::Storage;
+        r.admin.clear();
+        assert_eq!(decode_registration(old.freeze()), Ok(r));
         let ok = Ok(());
         assert_eq!(decode_unit_result(encode_unit_result(&ok)), Ok(ok));
     }

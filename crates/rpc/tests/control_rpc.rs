@@ -270,9 +270,10 @@ async fn registrations_and_the_map_feed_are_served_and_excess_polls_get_429() {
     // Registration: accepted, and a cell cap's refusal comes back as the client's error.
     let mut node = Registration {
         id: 7,
-        storage: true,
+        role: levee_map::NodeRole::Storage,
         address: "127.0.0.3:4592".into(),
         cell: "cell-1".into(),
+        admin: "127.0.0.3:4590".into(),
     };
     client.register(&node).await.unwrap();
     node.cell = "full".into();

@@ -437,7 +437,8 @@ async fn a_front_end_finds_storage_nodes_through_its_maps_node_table() {
                 levee_map::NodeEntry {
                     address: n.addr.to_string(),
                     cell: "cell-1".into(),
-                    storage: true,
+                    role: levee_map::NodeRole::Storage,
+                    admin: String::new(),
                 },
             )
         })

@@ -8,13 +8,17 @@
 //! - [`status`]: `/status` (HTML) and `/status.json`.
 //! - [`push`]: the optional, lossy push of metrics to an external sink.
 //! - [`client`]: a tiny HTTP/1.1 client for `levee status` and the push.
+//! - [`fleet_view`]: `levee status --fleet`, every node of the local map's node table.
+//! - [`capacity`]: `levee admin capacity-check`, a planned addition against every node's limits.
 //!
 //! Routes: `GET /metrics` (Prometheus text), `/health/live`, `/health/ready` (storage recovered
 //! and a valid shard map loaded — never "a dependency is reachable"), `/status`, `/status.json`;
 //! the map endpoints `GET /map/snapshot`, `GET /map/deltas?after=V&wait_ms=T` (long poll, at
 //! most `MAP_LONG_POLLS_MAX` waiting) and `POST /map/approve?version=V`.
 
+pub mod capacity;
 pub mod client;
+pub mod fleet_view;
 pub mod push;
 pub mod resources;
 pub mod ring;

@@ -19,6 +19,8 @@ pub struct Status {
     pub resources: Vec<Resource>,
     pub recent_errors: Vec<ErrorInfo>,
     pub totals: Totals,
+    /// Its fleet identity and caps, for `levee admin capacity-check`.
+    pub budget: super::capacity::Budget,
 }
 
 #[derive(Debug, Serialize)]
@@ -217,6 +219,7 @@ pub fn collect(shared: &Shared) -> Status {
             out_records: t.out_records.load(Relaxed),
             out_bytes: t.out_bytes.load(Relaxed),
         },
+        budget: super::capacity::budget(&shared.cfg),
     }
 }
 

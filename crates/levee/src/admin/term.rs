@@ -60,6 +60,15 @@ pub fn render(v: &Value) -> String {
         s(&v["uptime_s"])
     );
     let _ = writeln!(o, "role:      {}", s(&v["role"]));
+    let b = &v["budget"];
+    let _ = writeln!(
+        o,
+        "node:      {} in {}; worst case {} threads, {} fds",
+        s(&b["node_id"]),
+        s(&b["cell"]),
+        s(&b["threads"]),
+        s(&b["fds"])
+    );
     let _ = writeln!(o, "api:       {}", s(&id["api"]));
     let _ = writeln!(o, "admin:     {}", s(&id["admin"]));
     let _ = writeln!(o, "data dir:  {}", s(&id["data_dir"]));

@@ -26,7 +26,19 @@ pub struct Proc {
 
 impl Proc {
     pub fn start(args: &[&str], data_dir: &Path, master_key: &Path, wait_for: &str) -> Proc {
+        Proc::start_with(args, data_dir, master_key, wait_for, |_| {})
+    }
+
+    /// [`Proc::start`] with `setup` applied to the command first (e.g. limits for the child).
+    pub fn start_with(
+        args: &[&str],
+        data_dir: &Path,
+        master_key: &Path,
+        wait_for: &str,
+        setup: impl FnOnce(&mut Command),
+    ) -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_levee"));
+        setup(&mut cmd);
         cmd.arg("serve")
             .args(args)
             .arg("--data-dir")
