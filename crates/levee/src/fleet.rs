@@ -153,7 +153,12 @@ fn follow(
     keeper: Arc<MapKeeper>,
     control: &RemoteControl,
 ) -> tokio::sync::watch::Receiver<Settled> {
-    let feed = Arc::new(RemoteMapSource(Arc::new(control.with_own_pool())));
+    let maps = keeper.holder().clone();
+    let held: levee_rpc::control::HeldVersion = Arc::new(move || maps.current().version());
+    let feed = Arc::new(RemoteMapSource(
+        Arc::new(control.with_own_pool()),
+        Some(held),
+    ));
     let follow_cfg = FollowConfig {
         snapshot_period: Duration::from_millis(cfg.map_snapshot_period_ms),
         ..FollowConfig::default()
@@ -254,6 +259,10 @@ impl ControlHandler for ControlService {
     }
 }
 
+/// How long a control node behind an asker's map version waits to catch up before it answers
+/// "not ready" (503) and the asker tries another.
+pub const SNAPSHOT_CATCH_UP_MS: u64 = 500;
+
 /// The map feed served on the control listener.
 pub struct PublisherFeed(pub Arc<MapPublisher>);
 
@@ -261,6 +270,19 @@ impl MapFeed for PublisherFeed {
     fn snapshot(&self) -> BoxFuture<Bytes> {
         let frame = self.0.snapshot();
         Box::pin(async move { frame })
+    }
+    fn snapshot_at_least(&self, at_least: u64) -> BoxFuture<Option<Bytes>> {
+        let publisher = self.0.clone();
+        Box::pin(async move {
+            let mut rx = publisher.watch_version();
+            let caught_up = tokio::time::timeout(
+                Duration::from_millis(SNAPSHOT_CATCH_UP_MS),
+                rx.wait_for(|v| *v >= at_least),
+            )
+            .await
+            .is_ok();
+            caught_up.then(|| publisher.snapshot())
+        })
     }
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes> {
         let publisher = self.0.clone();

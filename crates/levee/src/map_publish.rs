@@ -3,8 +3,10 @@
 //! - [`MapPublisher`]: the maps the control plane has published, each encoded once per version:
 //!   the current snapshot frame and a bounded history of delta frames
 //!   ([`MAP_DELTA_HISTORY_MAX`]). "Changes after V" is the delta frames after V back to back, or
-//!   the snapshot when the history no longer reaches V (or V is not a version it published);
-//!   a long poll waits for the next version up to a deadline.
+//!   the snapshot when the history no longer reaches V (or V is not a version it published),
+//!   and nothing when V is this publisher's version or newer (a follower that took a newer map
+//!   from another voter is never offered an older one); a long poll waits for a version past V
+//!   up to a deadline.
 //! - [`LocalSource`]: the in-process [`MapSource`] of the embedded node (R5: the front-end runs
 //!   the same follower as in a fleet, with N = 1).
 //! - [`HttpSource`]: the same over HTTP, from a control plane's admin listener
@@ -79,6 +81,11 @@ impl MapPublisher {
         self.state().map.clone()
     }
 
+    /// Watches the published version.
+    pub fn watch_version(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
     pub fn version(&self) -> u64 {
         *self.version.borrow()
     }
@@ -110,10 +117,12 @@ impl MapPublisher {
         self.state().snapshot.clone()
     }
 
-    /// The changes after `after` (empty when `after` is the current version).
+    /// The changes after `after` (empty when `after` is the current version, or newer: a
+    /// follower ahead of this publisher — a voter still catching up — is not offered an older
+    /// map).
     pub fn feed_after(&self, after: u64) -> Bytes {
         let st = self.state();
-        if after == st.map.version() {
+        if after >= st.map.version() {
             return Bytes::new();
         }
         match st.deltas.iter().position(|(from, _)| *from == after) {
@@ -156,7 +165,7 @@ impl MapPublisher {
         if !feed.is_empty() || wait.is_zero() {
             return feed;
         }
-        let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v != after)).await;
+        let _ = tokio::time::timeout(wait, rx.wait_for(|v| *v > after)).await;
         self.feed_after(after)
     }
 }

@@ -81,8 +81,9 @@ fn the_publisher_serves_deltas_after_a_version_or_a_snapshot() {
     assert_eq!(versions(&p.feed_after(0)), vec![(0, 1), (1, 2), (2, 3)]);
     assert_eq!(versions(&p.feed_after(2)), vec![(2, 3)]);
     assert!(p.feed_after(3).is_empty());
-    // A version it never published, or one ahead of it: the snapshot.
-    assert_eq!(versions(&p.feed_after(7)), vec![(u64::MAX, 3)]);
+    // One ahead of it (a follower that took a newer map from another voter): nothing, never an
+    // older map.
+    assert!(p.feed_after(7).is_empty());
     assert_eq!(decode_map(&p.snapshot()).unwrap(), *p.latest());
     // The history is bounded: far behind gets the snapshot.
     for v in 4..(5 + MAP_DELTA_HISTORY_MAX as u64) {
@@ -115,6 +116,48 @@ async fn a_long_poll_wakes_on_publish_and_ends_empty_at_its_deadline() {
         .expect("woken by the publish")
         .unwrap();
     assert_eq!(versions(&feed), vec![(0, 1)]);
+}
+
+/// A follower ahead of this publisher (it took a newer map from another voter) is never
+/// offered an older map: no snapshot, the poll is held until the publisher passes it, and a
+/// snapshot asked "at least" its version waits, then answers only once caught up.
+#[tokio::test]
+async fn a_follower_ahead_of_the_publisher_is_not_offered_an_older_map() {
+    let p = Arc::new(MapPublisher::new(ShardMap::empty()));
+    p.publish(map(3, vec![stream("a", 2)]));
+    assert!(p.feed_after(5).is_empty(), "an older map was offered");
+    let started = Instant::now();
+    assert!(p
+        .poll_admitted(5, Duration::from_millis(50))
+        .await
+        .is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "the poll was not held"
+    );
+    let feed = crate::fleet::PublisherFeed(p.clone());
+    assert!(
+        levee_rpc::control::MapFeed::snapshot_at_least(&feed, 5)
+            .await
+            .is_none(),
+        "a snapshot older than the asker's was offered"
+    );
+    let waiter = tokio::spawn({
+        let p = p.clone();
+        async move { p.poll_admitted(5, Duration::from_secs(30)).await }
+    });
+    p.publish(map(4, vec![stream("a", 2)]));
+    p.publish(map(6, vec![stream("a", 2), stream("b", 1)]));
+    let fed = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("woken once past the follower")
+        .unwrap();
+    // Version 5 is not one this publisher had: the follower gets the snapshot of 6.
+    assert_eq!(decode_map(&fed).expect("snapshot").version(), 6);
+    let snap = levee_rpc::control::MapFeed::snapshot_at_least(&feed, 5)
+        .await
+        .expect("caught up");
+    assert_eq!(decode_map(&snap).expect("snapshot").version(), 6);
 }
 
 #[tokio::test]

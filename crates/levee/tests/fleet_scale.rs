@@ -680,7 +680,7 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
     keeper.boot();
     let _following = levee_frontend::map_follow::spawn_follower(
         keeper,
-        Arc::new(RemoteMapSource(Arc::new(remote.with_own_pool()))),
+        Arc::new(RemoteMapSource(Arc::new(remote.with_own_pool()), None)),
         FollowConfig::default(),
     );
     let endpoints = serve_endpoints(storage.clone(), map.clone()).await;

@@ -361,6 +361,17 @@ async fn three_voters_lose_the_leader_under_load_and_a_voter_is_replaced() {
     }
     let read = count_records(&kinesis, "data").await;
     assert_eq!(read, load.records.load(Ordering::Relaxed), "records");
+
+    // Voters that were down or behind never offered the front-end an older map than it had
+    // (such a map would be refused as a version regression, and counted).
+    let (code, metrics) = common::http_get(&frontend.addr("admin listening on"), "/metrics");
+    assert_eq!(code, 200);
+    let refused: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("levee_frontend_map_refused_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(refused, 0.0, "the front-end refused maps from the voters");
 }
 
 /// Every tag of `data`, following ListTagsForStream's pages.

@@ -104,6 +104,14 @@ pub trait RaftHandler: Send + Sync + 'static {
 pub trait MapFeed: Send + Sync + 'static {
     /// The latest map as one snapshot frame.
     fn snapshot(&self) -> BoxFuture<Bytes>;
+    /// The latest map if it is at least version `at_least` (the asking node's own), or `None`
+    /// when this control node is behind it (a voter still catching up): the asker then tries
+    /// another, instead of being offered an older map than it has.
+    fn snapshot_at_least(&self, at_least: u64) -> BoxFuture<Option<Bytes>> {
+        let _ = at_least;
+        let frame = self.snapshot();
+        Box::pin(async move { Some(frame.await) })
+    }
     /// Delta frames after `after`, or one snapshot frame; empty when nothing changed in `wait`.
     fn deltas(&self, after: u64, wait: Duration) -> BoxFuture<Bytes>;
 }
@@ -505,7 +513,22 @@ impl ControlServer {
                     Err(refused) => return refused,
                 };
                 if path == MAP_SNAPSHOT_PATH {
-                    return transport::message(maps.snapshot().await);
+                    // Older followers send the format byte alone.
+                    let at_least = match Reader::start(body) {
+                        Ok(r) if r.is_empty() => 0,
+                        Ok(mut r) => match (r.u64(), r.end()) {
+                            (Ok(v), Ok(())) => v,
+                            _ => return plain(StatusCode::BAD_REQUEST, "bad snapshot ask".into()),
+                        },
+                        Err(e) => return plain(StatusCode::BAD_REQUEST, e.to_string()),
+                    };
+                    return match maps.snapshot_at_least(at_least).await {
+                        Some(frame) => transport::message(frame),
+                        None => plain(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("this control node's map is older than version {at_least}"),
+                        ),
+                    };
                 }
                 let mut r = match Reader::start(body) {
                     Ok(r) => r,
@@ -690,6 +713,15 @@ impl RemoteControl {
             .await
     }
 
+    /// The latest map from a control node that has at least version `at_least` (a control
+    /// node behind it answers 503, and the next address is asked).
+    pub async fn map_snapshot_at_least(&self, at_least: u64) -> Result<Bytes, ApiError> {
+        let mut body = BytesMut::with_capacity(9);
+        body.put_u8(FORMAT_VERSION);
+        body.put_u64_le(at_least);
+        self.exchange(MAP_SNAPSHOT_PATH, body.freeze()).await
+    }
+
     /// Map frames after version `after`, held up to `wait` for a change.
     pub async fn map_deltas(&self, after: u64, wait: Duration) -> Result<Bytes, ApiError> {
         let wait_ms = (wait.as_millis() as u64).min(MAP_POLL_WAIT_MS_MAX);
@@ -749,6 +781,17 @@ impl RemoteControl {
                         .unwrap_or(0);
                     wait = wait.max(Duration::from_millis(hint));
                 }
+                // A control node that cannot answer yet (a voter behind the asker's map): it
+                // ran nothing, try the next address.
+                Ok(a) if a.status == StatusCode::SERVICE_UNAVAILABLE => {
+                    tracing::debug!(%addr, "control node not ready; trying the next");
+                    let _ = self.next.compare_exchange(
+                        n,
+                        n.wrapping_add(1),
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
                 Ok(a) => {
                     tracing::error!(%addr, status = a.status.as_u16(), "control plane refused a call");
                     return Err(ApiError::internal_failure());
@@ -788,18 +831,26 @@ impl RemoteControl {
     }
 }
 
+/// The version of the map a follower holds now.
+pub type HeldVersion = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 /// A follower's [`levee_frontend::map_follow::MapSource`] on the control plane's map feed,
-/// through [`RemoteControl`] (failover across control addresses, backoff on 429).
-pub struct RemoteMapSource(pub Arc<RemoteControl>);
+/// through [`RemoteControl`] (failover across control addresses, backoff on 429). With the
+/// follower's held version, snapshots come only from a control node at least that far (a voter
+/// catching up is skipped rather than offering an older map).
+pub struct RemoteMapSource(pub Arc<RemoteControl>, pub Option<HeldVersion>);
 
 impl levee_frontend::map_follow::MapSource for RemoteMapSource {
     fn snapshot(&self) -> BoxFuture<Result<Bytes, levee_frontend::map_follow::SourceError>> {
         let control = self.0.clone();
+        let at_least = self.1.as_ref().map_or(0, |held| held());
         Box::pin(async move {
-            control
-                .map_snapshot()
-                .await
-                .map_err(|e| levee_frontend::map_follow::SourceError(e.message))
+            let frame = if at_least == 0 {
+                control.map_snapshot().await
+            } else {
+                control.map_snapshot_at_least(at_least).await
+            };
+            frame.map_err(|e| levee_frontend::map_follow::SourceError(e.message))
         })
     }
 

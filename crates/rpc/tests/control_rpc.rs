@@ -344,3 +344,62 @@ where
     }
     out
 }
+
+/// A control node whose map is at `version`: it serves a snapshot only to an asker at or below
+/// it, as a voter still catching up does.
+struct VersionedFeed(u64);
+
+impl levee_rpc::control::MapFeed for VersionedFeed {
+    fn snapshot(&self) -> BoxFuture<Bytes> {
+        let v = self.0;
+        Box::pin(async move { Bytes::from(format!("map {v}")) })
+    }
+    fn snapshot_at_least(&self, at_least: u64) -> BoxFuture<Option<Bytes>> {
+        let v = self.0;
+        Box::pin(async move { (v >= at_least).then(|| Bytes::from(format!("map {v}"))) })
+    }
+    fn deltas(&self, _after: u64, _wait: Duration) -> BoxFuture<Bytes> {
+        Box::pin(async { Bytes::new() })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_control_node_behind_the_asker_is_skipped_for_the_next() {
+    let mut addrs = Vec::new();
+    for version in [3, 7] {
+        let s = ControlServer::with_maps(
+            Echo::new(Duration::ZERO),
+            Some(Arc::new(VersionedFeed(version))),
+            ControlServerConfig::default(),
+        );
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(l.local_addr().unwrap());
+        tokio::spawn(s.serve(l, std::future::pending()));
+    }
+    // Whichever address the client starts at, an asker at version 5 gets version 7's map, and
+    // one with no version (a booting node) gets either.
+    for _ in 0..4 {
+        let client = RemoteControl::new(
+            Pool::new(PoolConfig::default()),
+            addrs.clone(),
+            RetryPolicy::default(),
+        );
+        assert_eq!(
+            client.map_snapshot_at_least(5).await.unwrap(),
+            Bytes::from_static(b"map 7")
+        );
+        let any = client.map_snapshot().await.unwrap();
+        assert!(any == "map 3" || any == "map 7", "{any:?}");
+    }
+    // When every control node is behind, the asker gets the retryable error, not an old map.
+    let behind = RemoteControl::new(
+        Pool::new(PoolConfig::default()),
+        addrs.clone(),
+        RetryPolicy {
+            deadline_ms: 300,
+            ..RetryPolicy::default()
+        },
+    );
+    let e = behind.map_snapshot_at_least(9).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::InternalFailure);
+}
