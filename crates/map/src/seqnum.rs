@@ -92,9 +92,55 @@ impl SequenceNumber {
         Self::new(shard_created_secs, shard_index, SEQ_IX_MAX, arrival_secs)
     }
 
-    /// The decimal string clients see.
+    /// The decimal string clients see (computed on three 64-bit limbs, no big-integer
+    /// allocation: it runs once per record written).
     pub fn to_decimal(&self) -> String {
-        self.to_biguint().to_str_radix(10)
+        const TEN_POW_19: u128 = 10_000_000_000_000_000_000;
+        let mut limbs = self.to_limbs();
+        // Base-10^19 digits, least significant first (186 bits need at most 3).
+        let mut chunks = [0u64; 4];
+        let mut n = 0;
+        loop {
+            let mut rem: u128 = 0;
+            for limb in limbs.iter_mut() {
+                let cur = (rem << 64) | u128::from(*limb);
+                *limb = (cur / TEN_POW_19) as u64;
+                rem = cur % TEN_POW_19;
+            }
+            chunks[n] = rem as u64;
+            n += 1;
+            if limbs == [0; 3] || n == chunks.len() {
+                break;
+            }
+        }
+        use std::fmt::Write;
+        let mut out = String::with_capacity(19 * n);
+        let _ = write!(out, "{}", chunks[n - 1]);
+        for c in chunks[..n - 1].iter().rev() {
+            let _ = write!(out, "{c:019}");
+        }
+        out
+    }
+
+    /// The layout as a 192-bit number, most significant limb first.
+    fn to_limbs(self) -> [u64; 3] {
+        fn push(acc: &mut [u64; 3], v: u64, bits: u32) {
+            debug_assert!(bits > 0 && bits < 64);
+            acc[0] = (acc[0] << bits) | (acc[1] >> (64 - bits));
+            acc[1] = (acc[1] << bits) | (acc[2] >> (64 - bits));
+            acc[2] = (acc[2] << bits) | v;
+        }
+        let mut acc = [0, 0, 2u64];
+        push(&mut acc, self.shard_created_secs, 36);
+        push(&mut acc, u64::from(self.shard_index & 0xf), 4);
+        // seq_ix is a whole limb: shift by 64 in two steps.
+        push(&mut acc, self.seq_ix >> 32, 32);
+        push(&mut acc, self.seq_ix & 0xffff_ffff, 32);
+        push(&mut acc, 0, 8); // byte1, always 00
+        push(&mut acc, self.arrival_secs, 36);
+        push(&mut acc, u64::from(self.shard_index), 32);
+        push(&mut acc, 2, 4);
+        acc
     }
 
     /// Parses a decimal sequence number string, as received from clients.
@@ -141,6 +187,8 @@ impl SequenceNumber {
         ))
     }
 
+    /// The layout as a big integer: the reference `to_decimal` is tested against.
+    #[cfg(test)]
     fn to_biguint(self) -> BigUint {
         let mut value = BigUint::from(2u8);
         value = (value << 36u32) | BigUint::from(self.shard_created_secs);
@@ -336,6 +384,11 @@ mod tests {
     const VALID_HEX: &str = "20542050cd3000000000000157d0005420bb34000000132";
 
     proptest! {
+        #[test]
+        fn decimal_matches_the_big_integer(x in seqnum()) {
+            prop_assert_eq!(x.to_decimal(), x.to_biguint().to_str_radix(10));
+        }
+
         #[test]
         fn round_trip(x in seqnum()) {
             let s = x.to_decimal();

@@ -274,7 +274,7 @@ fn structure_error(value: &Tree) -> ApiError {
 /// Validates a type-checked structure; `Err` is the `ValidationException`.
 pub(crate) fn validate(value: &Tree, members: &'static [Member]) -> Result<(), ApiError> {
     let mut errors = Vec::new();
-    validate_members(value, members, "", &mut errors);
+    validate_members(value, members, &Path::Root, &mut errors);
     if errors.is_empty() {
         return Ok(());
     }
@@ -295,10 +295,31 @@ fn lower_first(name: &str) -> String {
     }
 }
 
-fn push(errors: &mut Vec<String>, value: Option<String>, path: &str, constraint: &str) {
+/// Where a value sits in the request, rendered the way AWS names it (`records.1.member.data`)
+/// only when an error is reported: the accepted path allocates nothing for it.
+#[derive(Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'static str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl Path<'_> {
+    fn render(&self) -> String {
+        match self {
+            Path::Root => String::new(),
+            Path::Member(Path::Root, name) => lower_first(name),
+            Path::Member(parent, name) => format!("{}.{}", parent.render(), lower_first(name)),
+            Path::Item(parent, i) => format!("{}.{}.member", parent.render(), i + 1),
+        }
+    }
+}
+
+fn push(errors: &mut Vec<String>, value: Option<String>, path: &Path, constraint: &str) {
     if errors.len() >= VALIDATION_ERRORS_MAX {
         return;
     }
+    let path = path.render();
     let value = match value {
         Some(v) => format!("'{v}'"),
         None => "null".to_owned(),
@@ -311,11 +332,11 @@ fn push(errors: &mut Vec<String>, value: Option<String>, path: &str, constraint:
 fn validate_members(
     value: &Tree,
     members: &'static [Member],
-    prefix: &str,
+    parent: &Path,
     errors: &mut Vec<String>,
 ) {
     for member in members {
-        let path = format!("{prefix}{}", lower_first(member.name));
+        let path = Path::Member(parent, member.name);
         match value.get(member.name) {
             None | Some(Tree::Null) => {
                 let excused = member
@@ -331,7 +352,11 @@ fn validate_members(
 }
 
 fn utf16_len(s: &str) -> usize {
-    s.encode_utf16().count()
+    if s.is_ascii() {
+        s.len()
+    } else {
+        s.encode_utf16().count()
+    }
 }
 
 /// The constraints of a string shape, as AWS lists them for list members and map keys/values.
@@ -413,7 +438,7 @@ fn render(value: &Tree, shape: &Shape) -> String {
     }
 }
 
-fn validate_value(value: &Tree, shape: &'static Shape, path: &str, errors: &mut Vec<String>) {
+fn validate_value(value: &Tree, shape: &'static Shape, path: &Path, errors: &mut Vec<String>) {
     let shown = || Some(render(value, shape));
     match (shape, value) {
         (Shape::Str(s), Tree::Str(text)) => {
@@ -469,12 +494,12 @@ fn validate_value(value: &Tree, shape: &'static Shape, path: &str, errors: &mut 
             match list.member {
                 Shape::Struct(members) => {
                     for (i, item) in items.iter().enumerate() {
-                        let item_path = format!("{path}.{}.member", i + 1);
+                        let item_path = Path::Item(path, i);
                         match item {
                             Tree::Null => {
                                 push(errors, None, &item_path, "Member must not be null");
                             }
-                            _ => validate_members(item, members, &format!("{item_path}."), errors),
+                            _ => validate_members(item, members, &item_path, errors),
                         }
                     }
                 }
@@ -516,7 +541,7 @@ fn validate_value(value: &Tree, shape: &'static Shape, path: &str, errors: &mut 
             }
         }
         (Shape::Struct(members), Tree::Map(_)) => {
-            validate_members(value, members, &format!("{path}."), errors);
+            validate_members(value, members, path, errors);
         }
         _ => {}
     }
@@ -527,7 +552,7 @@ fn length_checks(
     min: Option<usize>,
     max: Option<usize>,
     shown: impl Fn() -> Option<String>,
-    path: &str,
+    path: &Path,
     errors: &mut Vec<String>,
 ) {
     if let Some(min) = min {

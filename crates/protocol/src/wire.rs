@@ -302,7 +302,74 @@ impl Base64Problem {
 
 /// Decodes a base64 blob the way AWS accepts it: length a multiple of 4, alphabet
 /// `[A-Za-z0-9+/=]`, padding only at the end, and canonical (re-encoding gives the same text).
+///
+/// The common case (ASCII) is one table-driven pass four characters at a time: a full quantum
+/// of four alphabet characters is always canonical, so only the last, padded one is checked
+/// bit by bit. Anything else takes [`check_base64_slow`], which reports the same errors.
 pub(crate) fn check_base64(text: &str) -> Result<Vec<u8>, Base64Problem> {
+    let bytes = text.as_bytes();
+    if !bytes.is_ascii() {
+        return check_base64_slow(text);
+    }
+    if !bytes.len().is_multiple_of(4) {
+        return Err(Base64Problem::Length(bytes.len()));
+    }
+    let pad = bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    let body = &bytes[..bytes.len() - pad];
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    let mut quanta = body.chunks_exact(4);
+    for q in quanta.by_ref() {
+        let (a, b, c, d) = (
+            BASE64_DECODE[q[0] as usize],
+            BASE64_DECODE[q[1] as usize],
+            BASE64_DECODE[q[2] as usize],
+            BASE64_DECODE[q[3] as usize],
+        );
+        if (a | b | c | d) & BASE64_INVALID != 0 {
+            // A character outside the alphabet, or `=` before the end: the slow path names it.
+            return check_base64_slow(text);
+        }
+        let n = (u32::from(a) << 18) | (u32::from(b) << 12) | (u32::from(c) << 6) | u32::from(d);
+        out.extend_from_slice(&[(n >> 16) as u8, (n >> 8) as u8, n as u8]);
+    }
+    let rest = quanta.remainder();
+    let mut v = [0u8; 3];
+    for (slot, &ch) in v.iter_mut().zip(rest) {
+        *slot = BASE64_DECODE[ch as usize];
+        if *slot & BASE64_INVALID != 0 {
+            return check_base64_slow(text);
+        }
+    }
+    // The canonical endings: nothing; two characters and `==` (the second's low 4 bits zero);
+    // three and `=` (the third's low 2 bits zero). Anything else re-encodes differently.
+    match (rest.len(), pad) {
+        (0, 0) => {}
+        (2, 2) if v[1] & 0x0f == 0 => out.push((v[0] << 2) | (v[1] >> 4)),
+        (3, 1) if v[2] & 0x03 == 0 => {
+            out.push((v[0] << 2) | (v[1] >> 4));
+            out.push((v[1] << 4) | (v[2] >> 2));
+        }
+        _ => return Err(Base64Problem::LastCharacter),
+    }
+    Ok(out)
+}
+
+/// Marks a byte that is not a base64 alphabet character in [`BASE64_DECODE`].
+const BASE64_INVALID: u8 = 0x80;
+
+/// Each byte's 6-bit value, or [`BASE64_INVALID`].
+const BASE64_DECODE: [u8; 256] = {
+    let mut t = [BASE64_INVALID; 256];
+    let mut i = 0;
+    while i < 64 {
+        t[BASE64_ALPHABET[i] as usize] = i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// [`check_base64`] character by character: the error for any text, ASCII or not.
+fn check_base64_slow(text: &str) -> Result<Vec<u8>, Base64Problem> {
     let utf16_len = text.encode_utf16().count();
     if !utf16_len.is_multiple_of(4) {
         return Err(Base64Problem::Length(utf16_len));
@@ -340,6 +407,41 @@ pub(crate) fn check_base64(text: &str) -> Result<Vec<u8>, Base64Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The fast decoder answers exactly as the character-by-character one: the same bytes
+        /// or the same error, for near-base64 text (padding anywhere, stray and non-ASCII
+        /// characters) and for real encodings.
+        #[test]
+        fn the_fast_base64_path_agrees_with_the_slow_one(
+            text in "[A-Da-d0-3+/=\\-é]{0,14}",
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            proptest::prop_assert_eq!(check_base64(&text), check_base64_slow(&text));
+            let encoded = base64_encode(&data);
+            proptest::prop_assert_eq!(check_base64(&encoded), Ok(data));
+            proptest::prop_assert_eq!(check_base64(&encoded), check_base64_slow(&encoded));
+        }
+    }
+
+    #[test]
+    fn base64_endings() {
+        for (text, ok) in [
+            ("", true),
+            ("QQ==", true),
+            ("QR==", false),
+            ("QUI=", true),
+            ("QUJ=", false),
+            ("Q===", false),
+            ("====", false),
+            ("QUJD====", false),
+            ("QU=D", false),
+            ("QUJD", true),
+        ] {
+            assert_eq!(check_base64(text).is_ok(), ok, "{text}");
+            assert_eq!(check_base64(text), check_base64_slow(text), "{text}");
+        }
+    }
 
     #[test]
     fn content_types() {
