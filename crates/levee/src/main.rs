@@ -2,6 +2,11 @@
 //! control plane, storage and front-end in one process, data on local disk. `levee stream`,
 //! `put` and `tail` are a client for any Kinesis endpoint (`cli/`).
 
+/// mimalloc: the request path allocates per record (parsed JSON, decoded data), and glibc's
+/// allocator took about a third of the server's CPU on PutRecords (bench/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod autoscale;
 mod cli;
