@@ -181,7 +181,7 @@ impl KinesisService {
                         .authorize(&d.maps.current(), caller, call.op, &target)?;
                 }
                 let out = d.get_records_at(it, limit).await?;
-                Ok(encode_response(
+                Ok(levee_protocol::encode_get_records(
                     format,
                     &GetRecordsOutput {
                         records: out

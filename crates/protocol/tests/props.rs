@@ -377,3 +377,52 @@ fn json_timestamp_examples() {
     assert_eq!(render(1), "0.001");
     assert_eq!(render(0), "0.0");
 }
+
+fn any_output_record() -> impl Strategy<Value = Record> {
+    (
+        prop_oneof!["[0-9]{1,56}", ".{0,8}"],
+        proptest::option::of(0u64..=TIMESTAMP_JSON_MAX_MS),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        ".{0,12}",
+        any::<bool>(),
+    )
+        .prop_map(|(seq, ts, data, pk, encrypted)| Record {
+            sequence_number: seq,
+            approximate_arrival_timestamp: ts.map(Timestamp),
+            data: Blob(data.into()),
+            partition_key: pk,
+            encryption_type: encrypted.then_some(EncryptionType::Kms),
+        })
+}
+
+proptest! {
+    /// The hand-written GetRecords JSON is byte for byte serde_json's, for any records
+    /// (partition keys and iterators with quotes, control characters, non-ASCII).
+    #[test]
+    fn get_records_json_is_serde_json(
+        records in proptest::collection::vec(any_output_record(), 0..5),
+        next in proptest::option::of(".{0,20}"),
+        behind in proptest::option::of(any::<i64>()),
+        children in proptest::option::of(proptest::collection::vec(("[a-zA-Z0-9-]{1,20}", "[0-9]{1,5}"), 0..3)),
+    ) {
+        let out = GetRecordsOutput {
+            records,
+            next_shard_iterator: next,
+            millis_behind_latest: behind,
+            child_shards: children.map(|c| c.into_iter().map(|(id, key)| ChildShard {
+                shard_id: id.clone(),
+                parent_shards: vec![id],
+                hash_key_range: HashKeyRange { starting_hash_key: key.clone(), ending_hash_key: key },
+            }).collect()),
+        };
+        let fast = levee_protocol::encode_get_records(WireFormat::Json, &out);
+        prop_assert_eq!(
+            String::from_utf8(fast).unwrap(),
+            String::from_utf8(encode_response(WireFormat::Json, &out)).unwrap()
+        );
+        prop_assert_eq!(
+            levee_protocol::encode_get_records(WireFormat::Cbor, &out),
+            encode_response(WireFormat::Cbor, &out)
+        );
+    }
+}
