@@ -513,7 +513,9 @@ fn render_targets(md: &mut String, results: &[BenchResult], baseline: &str) {
     }
     let best_peer_get = results
         .iter()
-        .filter(|r| r.target != baseline && get(r) && r.records_per_s > 0.0)
+        // A peer is another server, not Levee run another way (`levee-fleet`).
+        .filter(|r| r.target != baseline && !r.target.starts_with("levee") && get(r))
+        .filter(|r| r.records_per_s > 0.0)
         .max_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
     match (of(baseline, &get), best_peer_get) {
         (Some(l), Some(p)) => {
