@@ -362,7 +362,7 @@ fi
     echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; e2e-subscribe: the same producer, an enhanced fan-out consumer on one SubscribeToShard event stream (HTTP/1.1); growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices; mixed: 4 producers of PutRecords 100 × 100 B at MIXED_RATE=$MIXED_RATE records/s over MIXED_SHARDS=$MIXED_SHARDS shards, a GetRecords consumer per shard pausing MIXED_POLL_MS=$MIXED_POLL_MS ms after an empty answer"
     versions_line=$(printf '%s; ' "${VERSIONS[@]}")
     echo "- Versions: ${versions_line%; }"
-    echo "- Reproduce: \`DURATION=$DURATION bench/compare.sh\`"
+    echo "- Reproduce: \`DURATION=$DURATION PEERS=\"$PEERS\" WORKLOADS=\"$WORKLOADS\" bench/compare.sh\`"
     echo
     if [[ -n $CHART ]]; then
         echo "![records/s per workload and server]($CHART)"
