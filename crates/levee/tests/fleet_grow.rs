@@ -239,7 +239,7 @@ async fn worker(
         tick.tick().await;
         n += 1;
         let key = format!("fe{fe}-w{w}-{n}");
-        let to_grown = n % 2 == 0 && grown.load(Ordering::SeqCst);
+        let to_grown = n.is_multiple_of(2) && grown.load(Ordering::SeqCst);
         let stream = if to_grown { "grown" } else { "grow" };
         match client
             .put_record()
