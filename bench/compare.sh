@@ -156,6 +156,7 @@ start_server() {
         "$LEVEE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
         ;;
     levee-fleet) # a control plane, a storage node and a front-end (on PORT): see run_fleet
+        # shellcheck disable=SC2094 # the third argument is only the prefix of its processes' logs
         run_fleet "$port" "$data" "$log" >"$log" 2>&1 &
         ;;
     ferrokinesis) # in memory (its default); binds 0.0.0.0, we only send to 127.0.0.1
