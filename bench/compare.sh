@@ -2,7 +2,8 @@
 # Levee against its peers, side by side in one run, on loopback only.
 #
 # Installs the peers into a cache directory outside the repository (ferrokinesis with cargo,
-# kinesis-mock as the npm package kinesis-local, kinesalite with npm), builds Levee and
+# kinesis-mock as the npm package kinesis-local, kinesalite with npm), builds Levee (run embedded,
+# `levee`, and as a 3-process fleet, `levee-fleet`: control plane, storage node, front-end) and
 # levee-bench (release), measures the machine's fdatasync limits, then starts each server in turn
 # on a 127.0.0.1 port, runs the same workloads against it, stops it, and writes a Markdown report
 # to bench/results/<date>.md (plus the raw JSON lines and, with gnuplot, a PNG chart beside it).
@@ -21,7 +22,7 @@ FSYNC_DURATION=${FSYNC_DURATION:-5}
 SHARDS=${SHARDS:-4}
 BACKLOG=${BACKLOG:-100000}        # records read back by `get`
 SLOW_BACKLOG=${SLOW_BACKLOG:-10000} # backlog for kinesis-mock, which stores ~1k records/s
-PEERS=${PEERS:-"ferrokinesis ferrokinesis-durable kinesalite kinesis-mock"}
+PEERS=${PEERS:-"levee-fleet ferrokinesis ferrokinesis-durable kinesalite kinesis-mock"}
 WORKLOADS=${WORKLOADS:-"put-records-100 put-records-1k put-record get e2e e2e-subscribe growth"}
 MIXED_SHARDS=${MIXED_SHARDS:-1000}   # shards of the `mixed` workload
 MIXED_RATE=${MIXED_RATE:-10000}      # records/s put by `mixed` (PutRecords of 100)
@@ -87,7 +88,7 @@ install_peers() {
 
 peer_version() {
     case $1 in
-    levee)
+    levee | levee-fleet)
         local rev changed
         rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
         changed=$(git -C "$ROOT" status --porcelain --untracked-files=no -- . ':(exclude)bench' ':(exclude)Cargo.toml' ':(exclude)Cargo.lock' 2>/dev/null | wc -l)
@@ -97,6 +98,49 @@ peer_version() {
     kinesalite) sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$NPM_DIR/kinesalite/package.json" 2>/dev/null ;;
     kinesis-mock) sed -n 's/.*"version" *: *"\([^"]*\)".*/\1/p' "$NPM_DIR/kinesis-local/package.json" 2>/dev/null ;;
     esac
+}
+
+# wait_line FILE PREFIX PID: until FILE has a line starting with PREFIX (1 if PID exits first or
+# after 60 s).
+wait_line() {
+    local i
+    for ((i = 0; i < 6000; i++)); do
+        grep -qs "^$2" "$1" && return 0
+        kill -0 "$3" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
+# run_fleet PORT DATA LOG: Levee as a fleet of three processes on loopback, each with its own data
+# directory and one shared master key: the control plane on 127.0.0.2:PORT, then (once it
+# listens) a storage node on 127.0.0.3:PORT, then (once that is registered) the front-end on
+# 127.0.0.1:PORT. Run in the background as the "server" compare.sh starts and stops: on SIGTERM it
+# stops all three. The workloads go to the front-end; the server CPU and memory figures cover
+# all three processes.
+run_fleet() {
+    local port=$1 data=$2 log=$3 pids=()
+    trap 'kill -TERM "${pids[@]}" 2>/dev/null || true; wait; exit 0' TERM INT
+    local key=(--master-key-file "$data/master.key")
+    "$LEVEE_BIN" serve --role control --control-listen "127.0.0.2:$port" --admin-listen 127.0.0.2:0 \
+        --data-dir "$data/control" "${key[@]}" >"$log.control" 2>&1 &
+    pids+=($!)
+    wait_line "$log.control" "control listening on" "${pids[0]}" || {
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        exit 1
+    }
+    "$LEVEE_BIN" serve --role storage --control "127.0.0.2:$port" --storage-listen "127.0.0.3:$port" \
+        --admin-listen 127.0.0.3:0 --data-dir "$data/storage" "${key[@]}" >"$log.storage" 2>&1 &
+    pids+=($!)
+    wait_line "$log.storage" "registered as storage node" "${pids[1]}" || {
+        kill -TERM "${pids[@]}" 2>/dev/null || true
+        exit 1
+    }
+    "$LEVEE_BIN" serve --role frontend --control "127.0.0.2:$port" --listen "127.0.0.1:$port" \
+        --admin-listen 127.0.0.4:0 --data-dir "$data/frontend" "${key[@]}" --auth insecure \
+        >"$log.frontend" 2>&1 &
+    pids+=($!)
+    wait
 }
 
 # start_server TARGET PORT: starts it in the background, sets SERVER_PID and STARTUP_MS (launch
@@ -110,6 +154,10 @@ start_server() {
     case $target in
     levee)
         "$LEVEE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+        ;;
+    levee-fleet) # a control plane, a storage node and a front-end (on PORT): see run_fleet
+        # shellcheck disable=SC2094 # the third argument is only the prefix of its processes' logs
+        run_fleet "$port" "$data" "$log" >"$log" 2>&1 &
         ;;
     ferrokinesis) # in memory (its default); binds 0.0.0.0, we only send to 127.0.0.1
         [[ -x $FERRO_BIN ]] || return 1
@@ -137,6 +185,11 @@ start_server() {
             SERVER_PID=""
             return 1
         fi
+        # The fleet's front-end listens before it is registered with the control plane.
+        if [[ $target == levee-fleet ]] && ! grep -qs "^registered as front-end" "$log.frontend"; then
+            sleep 0.01
+            continue
+        fi
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             STARTUP_MS=$((($(date +%s%N) - launched_ns) / 1000000))
             return 0
@@ -149,11 +202,17 @@ start_server() {
 
 # server_line TARGET: a result line with the server's start-up time and its peak resident memory
 # (VmHWM of the process compare.sh started; for kinesis-mock and kinesalite that is node).
+# For levee-fleet: the sums over its three processes (the peaks of each, summed).
 server_line() {
-    local hwm_kib rss_kib threads
-    hwm_kib=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
-    rss_kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
-    threads=$(awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status" 2>/dev/null || true)
+    local hwm_kib rss_kib threads status=("/proc/$SERVER_PID/status")
+    if [[ $1 == levee-fleet ]]; then
+        status=()
+        local kid
+        for kid in $(ps -o pid= --ppid "$SERVER_PID"); do status+=("/proc/$kid/status"); done
+    fi
+    hwm_kib=$(awk '/^VmHWM:/ {s += $2; n++} END {if (n) print s}' "${status[@]}" 2>/dev/null || true)
+    rss_kib=$(awk '/^VmRSS:/ {s += $2; n++} END {if (n) print s}' "${status[@]}" 2>/dev/null || true)
+    threads=$(awk '/^Threads:/ {s += $2; n++} END {if (n) print s}' "${status[@]}" 2>/dev/null || true)
     printf '{"target":"%s","kind":"server","workload":"server process","params":{"startup_ms":%s,"vmhwm_mib":%s,"vmrss_mib":%s,"threads":%s}}\n' \
         "$1" "${STARTUP_MS:-null}" \
         "$(awk -v k="${hwm_kib:-}" 'BEGIN { if (k == "") print "null"; else printf "%.1f", k / 1024 }')" \
@@ -163,6 +222,8 @@ server_line() {
 
 stop_server() {
     [[ -n $SERVER_PID ]] || return 0
+    local kid kids # levee-fleet's processes, stopped by their parent on SIGTERM, killed here if not
+    kids=$(ps -o pid= --ppid "$SERVER_PID" 2>/dev/null || true)
     kill -TERM "$SERVER_PID" 2>/dev/null || true
     local i
     for ((i = 0; i < 100; i++)); do
@@ -170,6 +231,7 @@ stop_server() {
         sleep 0.1
     done
     kill -KILL "$SERVER_PID" 2>/dev/null || true
+    for kid in $kids; do kill -KILL "$kid" 2>/dev/null || true; done
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
 }
@@ -301,7 +363,7 @@ fi
     echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; e2e-subscribe: the same producer, an enhanced fan-out consumer on one SubscribeToShard event stream (HTTP/1.1); growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices; mixed: 4 producers of PutRecords 100 × 100 B at MIXED_RATE=$MIXED_RATE records/s over MIXED_SHARDS=$MIXED_SHARDS shards, a GetRecords consumer per shard pausing MIXED_POLL_MS=$MIXED_POLL_MS ms after an empty answer"
     versions_line=$(printf '%s; ' "${VERSIONS[@]}")
     echo "- Versions: ${versions_line%; }"
-    echo "- Reproduce: \`DURATION=$DURATION bench/compare.sh\`"
+    echo "- Reproduce: \`DURATION=$DURATION PEERS=\"$PEERS\" WORKLOADS=\"$WORKLOADS\" bench/compare.sh\`"
     echo
     if [[ -n $CHART ]]; then
         echo "![records/s per workload and server]($CHART)"

@@ -513,7 +513,9 @@ fn render_targets(md: &mut String, results: &[BenchResult], baseline: &str) {
     }
     let best_peer_get = results
         .iter()
-        .filter(|r| r.target != baseline && get(r) && r.records_per_s > 0.0)
+        // A peer is another server, not Levee run another way (`levee-fleet`).
+        .filter(|r| r.target != baseline && !r.target.starts_with("levee") && get(r))
+        .filter(|r| r.records_per_s > 0.0)
         .max_by(|a, b| a.records_per_s.total_cmp(&b.records_per_s));
     match (of(baseline, &get), best_peer_get) {
         (Some(l), Some(p)) => {
@@ -714,5 +716,30 @@ mod tests {
         assert!(!md.contains("| server process |"), "{md}");
         let slow = render(&[e2e("subscribe", 2.5, 7.0)], "levee");
         assert!(slow.contains("(n=100) | **not met** |"), "{slow}");
+    }
+
+    #[test]
+    fn levee_as_a_fleet_is_no_peer_of_levee() {
+        let get = |target: &str, rps: f64| BenchResult {
+            target: target.into(),
+            kind: "get".into(),
+            workload: "GetRecords read-back".into(),
+            records_per_s: rps,
+            ..BenchResult::default()
+        };
+        let md = render(
+            &[
+                get("levee", 900_000.0),
+                get("levee-fleet", 600_000.0),
+                get("ferrokinesis", 200_000.0),
+            ],
+            "levee",
+        );
+        // levee-fleet is in the table, but the best peer is ferrokinesis.
+        assert!(md.contains("| 600,000 | 1.50× |"), "{md}");
+        assert!(
+            md.contains("900,000 vs 200,000 (ferrokinesis) records/s = 4.50× | met |"),
+            "{md}"
+        );
     }
 }

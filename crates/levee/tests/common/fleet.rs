@@ -127,6 +127,11 @@ impl Fleet {
     }
 
     pub fn start() -> Fleet {
+        Fleet::start_with(&[])
+    }
+
+    /// [`Fleet::start`] with `storage_extra` flags on every storage node.
+    pub fn start_with(storage_extra: &[&str]) -> Fleet {
         let dir = tempfile::tempdir().expect("tempdir");
         let master_key = dir.path().join("master.key");
         let control = Proc::start(
@@ -145,17 +150,20 @@ impl Fleet {
         let control_addr = control.addr("control listening on");
         let storage = (1..=3)
             .map(|i| {
+                let listen = format!("127.0.0.1{i}:0");
+                let mut args = vec![
+                    "--role",
+                    "storage",
+                    "--control",
+                    &control_addr,
+                    "--storage-listen",
+                    &listen,
+                    "--admin-listen",
+                    &listen,
+                ];
+                args.extend_from_slice(storage_extra);
                 Proc::start(
-                    &[
-                        "--role",
-                        "storage",
-                        "--control",
-                        &control_addr,
-                        "--storage-listen",
-                        &format!("127.0.0.1{i}:0"),
-                        "--admin-listen",
-                        &format!("127.0.0.1{i}:0"),
-                    ],
+                    &args,
                     &dir.path().join(format!("storage-{i}")),
                     &master_key,
                     // Placement needs it registered, not just listening.
