@@ -302,7 +302,11 @@ fn add_nodes(
         admins.push(frontend.addr("admin listening on"));
         let frontends = n_frontend;
         let v = until_published(&control, "the new front-end", |m| {
-            m.nodes().values().filter(|n| !n.storage).count() == frontends
+            m.nodes()
+                .values()
+                .filter(|n| n.role == levee_map::NodeRole::Frontend)
+                .count()
+                == frontends
         })
         .await?;
         let frontend_map = every_frontend_has(&admins, v, registered).await?;

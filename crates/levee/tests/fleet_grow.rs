@@ -413,7 +413,14 @@ async fn every_frontend_has(
 fn count_nodes(map: &levee_map::ShardMap, storage: bool) -> usize {
     map.nodes()
         .values()
-        .filter(|n| n.storage == storage)
+        .filter(|n| {
+            n.role
+                == if storage {
+                    levee_map::NodeRole::Storage
+                } else {
+                    levee_map::NodeRole::Frontend
+                }
+        })
         .count()
 }
 

@@ -75,7 +75,11 @@ pub fn encode_get_records(format: WireFormat, value: &types::GetRecordsOutput) -
             out.push(b',');
         }
         out.extend_from_slice(b"{\"SequenceNumber\":");
-        json_str(&mut out, &r.sequence_number, r.sequence_number.bytes().all(|b| b.is_ascii_digit()));
+        json_str(
+            &mut out,
+            &r.sequence_number,
+            r.sequence_number.bytes().all(|b| b.is_ascii_digit()),
+        );
         if let Some(ts) = &r.approximate_arrival_timestamp {
             out.extend_from_slice(b",\"ApproximateArrivalTimestamp\":");
             json_value(&mut out, ts);
