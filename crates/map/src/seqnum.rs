@@ -113,11 +113,10 @@ impl SequenceNumber {
                 break;
             }
         }
-        use std::fmt::Write;
         let mut out = String::with_capacity(19 * n);
-        let _ = write!(out, "{}", chunks[n - 1]);
+        push_digits(&mut out, chunks[n - 1], 0);
         for c in chunks[..n - 1].iter().rev() {
-            let _ = write!(out, "{c:019}");
+            push_digits(&mut out, *c, 19);
         }
         out
     }
@@ -343,6 +342,20 @@ impl FromStr for SequenceNumber {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::parse(s)
     }
+}
+
+/// Appends `v` in decimal, zero-padded to `width` digits (no padding when 0).
+fn push_digits(out: &mut String, mut v: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    while v > 0 {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    let start = i.min(buf.len() - width.max(1));
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
 }
 
 #[cfg(test)]

@@ -67,8 +67,14 @@ pub fn encode_get_records(format: WireFormat, value: &types::GetRecordsOutput) -
     if format != WireFormat::Json {
         return encode_response(format, value);
     }
-    let data_bytes: usize = value.records.iter().map(|r| r.data.0.len()).sum();
-    let mut out = Vec::with_capacity(64 + data_bytes / 3 * 4 + value.records.len() * 160);
+    let data_bytes: usize = value
+        .records
+        .iter()
+        .map(|r| r.data.0.len().div_ceil(3) * 4)
+        .sum();
+    let keys: usize = value.records.iter().map(|r| r.partition_key.len()).sum();
+    // Exactly enough unless partition keys need escaping: the body is never copied to grow.
+    let mut out = Vec::with_capacity(256 + data_bytes + keys + value.records.len() * 200);
     out.extend_from_slice(b"{\"Records\":[");
     for (i, r) in value.records.iter().enumerate() {
         if i > 0 {
@@ -82,7 +88,7 @@ pub fn encode_get_records(format: WireFormat, value: &types::GetRecordsOutput) -
         );
         if let Some(ts) = &r.approximate_arrival_timestamp {
             out.extend_from_slice(b",\"ApproximateArrivalTimestamp\":");
-            json_value(&mut out, ts);
+            json_timestamp(&mut out, ts.0);
         }
         out.extend_from_slice(b",\"Data\":\"");
         wire::base64_encode_into(&r.data.0, &mut out);
@@ -109,6 +115,38 @@ pub fn encode_get_records(format: WireFormat, value: &types::GetRecordsOutput) -
     }
     out.push(b'}');
     out
+}
+
+/// A timestamp as serde_json writes `ms / 1000.0`. Below 2^43 ms (the year 2248) doubles are
+/// spaced far closer than a millisecond, so the shortest rendering is the three decimals with
+/// trailing zeros dropped (`.0` when whole); beyond, serde_json itself.
+fn json_timestamp(out: &mut Vec<u8>, ms: u64) {
+    if ms >= 1 << 43 {
+        json_value(out, &Timestamp(ms));
+        return;
+    }
+    let (secs, frac) = (ms / 1000, ms % 1000);
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    let mut v = secs;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+    out.push(b'.');
+    let digits = [frac / 100, frac / 10 % 10, frac % 10];
+    let keep = match (frac % 100, frac % 10) {
+        _ if frac == 0 => 1,
+        (0, _) => 1,
+        (_, 0) => 2,
+        _ => 3,
+    };
+    out.extend(digits[..keep].iter().map(|d| b'0' + *d as u8));
 }
 
 /// A JSON string: raw when the caller knows it needs no escaping, else serde_json's escaping.

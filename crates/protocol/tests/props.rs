@@ -381,7 +381,13 @@ fn json_timestamp_examples() {
 fn any_output_record() -> impl Strategy<Value = Record> {
     (
         prop_oneof!["[0-9]{1,56}", ".{0,8}"],
-        proptest::option::of(0u64..=TIMESTAMP_JSON_MAX_MS),
+        proptest::option::of(prop_oneof![
+            0u64..=TIMESTAMP_JSON_MAX_MS,
+            0u64..(1 << 44),
+            (0u64..20_000_000_000).prop_map(|s| s * 1000),
+            (0u64..20_000_000_000).prop_map(|s| s * 1000 + 500),
+            (0u64..20_000_000_000).prop_map(|s| s * 1000 + 120),
+        ]),
         proptest::collection::vec(any::<u8>(), 0..40),
         ".{0,12}",
         any::<bool>(),
