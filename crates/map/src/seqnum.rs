@@ -345,17 +345,13 @@ impl FromStr for SequenceNumber {
 }
 
 /// Appends `v` in decimal, zero-padded to `width` digits (no padding when 0).
-fn push_digits(out: &mut String, mut v: u64, width: usize) {
-    let mut buf = [b'0'; 20];
-    let mut i = buf.len();
-    while v > 0 {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
+fn push_digits(out: &mut String, v: u64, width: usize) {
+    let mut buf = itoa::Buffer::new();
+    let digits = buf.format(v);
+    for _ in digits.len()..width {
+        out.push('0');
     }
-    let start = i.min(buf.len() - width.max(1));
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&buf[start..]).unwrap_or("0"));
+    out.push_str(digits);
 }
 
 #[cfg(test)]

@@ -126,18 +126,7 @@ fn json_timestamp(out: &mut Vec<u8>, ms: u64) {
         return;
     }
     let (secs, frac) = (ms / 1000, ms % 1000);
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    let mut v = secs;
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+    out.extend_from_slice(itoa::Buffer::new().format(secs).as_bytes());
     out.push(b'.');
     let digits = [frac / 100, frac / 10 % 10, frac % 10];
     let keep = match (frac % 100, frac % 10) {
