@@ -654,7 +654,8 @@ async fn one_frontend_reaches_1000_live_storage_endpoints_at_constant_cost_unpri
         ],
         &dir.path().join("control"),
         &key_file,
-        "control listening on",
+        // Once it has listed itself in the map: the map version does not move after that.
+        "registered as control node",
     );
     let control_addr = control.addr("control listening on");
     let remote = Arc::new(RemoteControl::new(
@@ -852,7 +853,8 @@ async fn the_control_plane_holds_1000_map_subscriptions_and_answers_the_excess_w
         ],
         &dir.path().join("control"),
         &dir.path().join("master.key"),
-        "control listening on",
+        // Once it has listed itself in the map: the map version does not move after that.
+        "registered as control node",
     );
     let pid = control.child.id();
     let admin = control.addr("admin listening on");
