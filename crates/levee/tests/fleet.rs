@@ -138,7 +138,16 @@ async fn every_data_operation_through_every_frontend_including_a_reshard() {
         .await
         .expect("SplitShard");
     wait_active(&c[0], "f").await;
-    let after = shard_ids(&c[1], "f").await;
+    // Another front-end takes the new map a moment later (each follows the control plane on
+    // its own): wait for it there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let after = shard_ids(&c[1], "f").await;
+        if after.len() == 8 || Instant::now() > deadline {
+            break after;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!(after.len(), 8, "{after:?}");
     for (i, client) in c.iter().enumerate() {
         put_batch(client, "f", &format!("c-{i}"), 50).await;
