@@ -27,11 +27,12 @@ fn free_port(ip: &str) -> u16 {
 }
 
 struct Voters {
-    dir: tempfile::TempDir,
     /// Voter id → control listener.
     addrs: Vec<(u64, String)>,
     procs: Vec<Option<Proc>>,
     list: String,
+    /// Last: removed only once the voters above were killed (fields drop in order).
+    dir: tempfile::TempDir,
 }
 
 impl Voters {

@@ -109,7 +109,6 @@ impl Drop for Proc {
 }
 
 pub struct Fleet {
-    pub dir: tempfile::TempDir,
     pub control: Proc,
     pub control_addr: String,
     pub storage: Vec<Proc>,
@@ -119,6 +118,9 @@ pub struct Fleet {
     pub apis: Vec<String>,
     pub admins: Vec<String>,
     pub key: (String, String),
+    /// Last, so it is removed only after every process above was killed (fields drop in
+    /// order): a node never sees its data directory vanish under it.
+    pub dir: tempfile::TempDir,
 }
 
 impl Fleet {
