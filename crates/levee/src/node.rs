@@ -73,6 +73,9 @@ pub struct Node {
     map_settled: std::sync::OnceLock<tokio::sync::watch::Receiver<Settled>>,
     /// One reconciliation at a time: it creates and closes shards, which must not race.
     reconciling: tokio::sync::Mutex<()>,
+    /// Pending transitions this node is finishing now (`resume_once`), so the leader's sweep
+    /// never starts one twice; at most one entry per stream or consumer.
+    resuming: parking_lot::Mutex<std::collections::HashSet<String>>,
     /// Writes per shard, counted by the storage adapter for the ON_DEMAND autoscaler.
     pub write_counters: Arc<crate::autoscale::WriteCounters>,
 }
@@ -195,6 +198,7 @@ impl Node {
             keeper,
             map_settled: std::sync::OnceLock::new(),
             reconciling: tokio::sync::Mutex::new(()),
+            resuming: parking_lot::Mutex::default(),
             write_counters: Arc::default(),
         });
         node.reconcile().await?;
@@ -249,11 +253,11 @@ impl Node {
                 .collect()
         });
         for (name, status) in pending {
-            match status {
-                StreamStatus::Creating => self.clone().activate_later(name),
-                StreamStatus::Updating => self.clone().finish_update_later(name),
-                _ => self.clone().finish_delete_later(name),
-            }
+            self.resume_once(format!("stream {name}"), |node| match status {
+                StreamStatus::Creating => node.activate_later(name),
+                StreamStatus::Updating => node.finish_update_later(name),
+                _ => node.finish_delete_later(name),
+            });
         }
         let consumers: Vec<(String, levee_catalog::ConsumerStatus)> = self.catalog.read(|c| {
             c.state()
@@ -265,15 +269,36 @@ impl Node {
         });
         for (arn, status) in consumers {
             match status {
-                levee_catalog::ConsumerStatus::Creating => {
-                    self.clone().activate_consumer_later(arn)
-                }
-                levee_catalog::ConsumerStatus::Deleting => {
-                    self.clone().finish_deregister_consumer_later(arn)
-                }
+                levee_catalog::ConsumerStatus::Creating => self
+                    .resume_once(format!("consumer {arn}"), |node| {
+                        node.activate_consumer_later(arn)
+                    }),
+                levee_catalog::ConsumerStatus::Deleting => self
+                    .resume_once(format!("consumer {arn}"), |node| {
+                        node.finish_deregister_consumer_later(arn)
+                    }),
                 levee_catalog::ConsumerStatus::Active => {}
             }
         }
+    }
+
+    /// Starts `finish` for `key` unless this node is already finishing it: the leader's sweep
+    /// runs every [`LEADER_SWEEP_MS`], and a transition still waiting its delay is not started
+    /// again (at most one task per pending stream or consumer).
+    fn resume_once(
+        self: &Arc<Self>,
+        key: String,
+        finish: impl FnOnce(Arc<Node>) -> tokio::task::JoinHandle<()>,
+    ) {
+        if !self.resuming.lock().insert(key.clone()) {
+            return;
+        }
+        let task = finish(self.clone());
+        let node = self.clone();
+        tokio::spawn(async move {
+            let _ = task.await;
+            node.resuming.lock().remove(&key);
+        });
     }
 
     /// A voter of a cluster does the catalog's own work (finishing transitions, expiring shards)
@@ -425,7 +450,10 @@ impl Node {
     }
 
     /// A registered consumer goes CREATING → ACTIVE after the configured delay.
-    pub fn activate_consumer_later(self: Arc<Self>, consumer_arn: String) {
+    pub fn activate_consumer_later(
+        self: Arc<Self>,
+        consumer_arn: String,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
             let cmd = Command::ActivateConsumer {
@@ -441,11 +469,14 @@ impl Node {
                     tracing::error!(consumer = %consumer_arn, error = %e, "consumer activation failed")
                 }
             }
-        });
+        })
     }
 
     /// A deregistered consumer goes DELETING → gone after the configured delay.
-    pub fn finish_deregister_consumer_later(self: Arc<Self>, consumer_arn: String) {
+    pub fn finish_deregister_consumer_later(
+        self: Arc<Self>,
+        consumer_arn: String,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
             let cmd = Command::FinishDeregisterConsumer {
@@ -460,11 +491,11 @@ impl Node {
                     tracing::error!(consumer = %consumer_arn, error = %e, "finishing a deregistration failed")
                 }
             }
-        });
+        })
     }
 
     /// UPDATING → ACTIVE after the configured delay (reads and writes go on meanwhile).
-    pub fn finish_update_later(self: Arc<Self>, name: String) {
+    pub fn finish_update_later(self: Arc<Self>, name: String) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
             let cmd = Command::FinishUpdate {
@@ -478,11 +509,11 @@ impl Node {
                 }
                 Err(e) => tracing::error!(stream = %name, error = %e, "finishing an update failed"),
             }
-        });
+        })
     }
 
     /// CREATING → ACTIVE after the configured delay (AWS's asynchronous creation).
-    pub fn activate_later(self: Arc<Self>, name: String) {
+    pub fn activate_later(self: Arc<Self>, name: String) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
             let cmd = Command::ActivateStream {
@@ -494,11 +525,11 @@ impl Node {
                 Ok(Err(e)) => tracing::debug!(stream = %name, error = %e, "activation skipped"),
                 Err(e) => tracing::error!(stream = %name, error = %e, "activation failed"),
             }
-        });
+        })
     }
 
     /// DELETING → gone after the configured delay; storage drops the data.
-    pub fn finish_delete_later(self: Arc<Self>, name: String) {
+    pub fn finish_delete_later(self: Arc<Self>, name: String) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(self.cfg.stream_transition_ms)).await;
             match self
@@ -516,7 +547,7 @@ impl Node {
                 }
                 Err(e) => tracing::error!(stream = %name, error = %e, "finishing deletion failed"),
             }
-        });
+        })
     }
 
     /// Checkpoints storage and snapshots the catalog so the next start replays little.
