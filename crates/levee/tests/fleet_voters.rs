@@ -14,9 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kinesis::error::ProvideErrorMetadata;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_smithy_types::Blob;
-use common::fleet::{wait_active, Proc};
+use common::fleet::{client_for, read_all, shard_ids, wait_active, Proc};
 
 /// A free port on `ip` (bound and released: voters need fixed ports, each knows the others').
 fn free_port(ip: &str) -> u16 {
@@ -131,22 +130,6 @@ struct Load {
     tags: Mutex<Vec<(String, String)>>,
     streams: Mutex<Vec<String>>,
     errors: Mutex<Vec<String>>,
-}
-
-fn client(endpoint: &str) -> aws_sdk_kinesis::Client {
-    let cfg = aws_sdk_kinesis::Config::builder()
-        .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_kinesis::config::Credentials::new(
-            "AKIDEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .build();
-    aws_sdk_kinesis::Client::from_conf(cfg)
 }
 
 /// PutRecord on `data` and, on the control plane, AddTagsToStream (40 keys in turn, each value
@@ -279,7 +262,9 @@ async fn three_voters_lose_the_leader_under_load_and_a_voter_is_replaced() {
         &voters.master_key(),
         "levee listening on",
     );
-    let kinesis = client(&format!("http://{}", frontend.addr("levee listening on")));
+    // The front-end does not verify signatures (no credentials file): any key signs.
+    let key = ("AKIDEXAMPLE".to_owned(), "secret".to_owned());
+    let kinesis = client_for(&frontend.addr("levee listening on"), &key);
     kinesis
         .create_stream()
         .stream_name("data")
@@ -360,7 +345,8 @@ async fn three_voters_lose_the_leader_under_load_and_a_voter_is_replaced() {
     for s in load.streams.lock().unwrap().iter() {
         assert!(streams.contains(s), "acknowledged stream {s} lost");
     }
-    let read = count_records(&kinesis, "data").await;
+    let shards = shard_ids(&kinesis, "data").await;
+    let read = read_all(&kinesis, "data", &shards).await.len() as u64;
     assert_eq!(read, load.records.load(Ordering::Relaxed), "records");
 
     // Voters that were down or behind never offered the front-end an older map than it had
@@ -396,40 +382,4 @@ async fn all_tags(client: &aws_sdk_kinesis::Client) -> std::collections::BTreeMa
             _ => return out,
         }
     }
-}
-
-async fn count_records(client: &aws_sdk_kinesis::Client, stream: &str) -> u64 {
-    let shards = client
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .expect("ListShards");
-    let mut n = 0;
-    for shard in shards.shards() {
-        let mut it = client
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator
-            .expect("iterator");
-        loop {
-            let r = client
-                .get_records()
-                .shard_iterator(&it)
-                .send()
-                .await
-                .expect("GetRecords");
-            n += r.records().len() as u64;
-            match r.next_shard_iterator() {
-                Some(next) if !r.records().is_empty() => it = next.to_owned(),
-                _ => break,
-            }
-        }
-    }
-    n
 }

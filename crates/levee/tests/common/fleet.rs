@@ -243,19 +243,7 @@ impl Fleet {
     }
 
     pub fn client(&self, i: usize) -> aws_sdk_kinesis::Client {
-        let cfg = aws_sdk_kinesis::Config::builder()
-            .behavior_version(aws_sdk_kinesis::config::BehaviorVersion::latest())
-            .endpoint_url(format!("http://{}", self.apis[i]))
-            .region(aws_sdk_kinesis::config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(
-                &self.key.0,
-                &self.key.1,
-                None,
-                None,
-                "test",
-            ))
-            .build();
-        aws_sdk_kinesis::Client::from_conf(cfg)
+        client_for(&self.apis[i], &self.key)
     }
 
     pub fn clients(&self) -> Vec<aws_sdk_kinesis::Client> {
