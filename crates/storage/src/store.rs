@@ -237,7 +237,9 @@ struct SegView {
     index_path: PathBuf,
     /// Readable length (the applied length of an active segment); `None`: the file's length.
     len: Option<u64>,
-    active_index: Option<Vec<IndexEntry>>,
+    /// Where to scan, found in the active segment's index under the shard lock (its index is
+    /// not copied out); `None` for a sealed segment, whose cached index is consulted unlocked.
+    active_span: Option<ScanSpan>,
 }
 
 #[derive(Debug)]
@@ -941,6 +943,7 @@ impl Store {
         &self,
         shard: &Shard,
         from: ReadFrom,
+        max_records: usize,
         cutoff_ms: u64,
     ) -> Result<(Vec<SegView>, ShardTip, bool)> {
         let mut d = shard.data.lock();
@@ -961,7 +964,7 @@ impl Store {
                     path: shard.dir.join(sealed_name(s)),
                     index_path: shard.dir.join(index_name(s.base)),
                     len: None,
-                    active_index: None,
+                    active_span: None,
                 });
             }
         }
@@ -976,7 +979,10 @@ impl Store {
                     path: dir.join(active_name(a.base)),
                     index_path: dir.join(index_name(a.base)),
                     len: Some(a.len),
-                    active_index: a.index.clone(),
+                    active_span: a
+                        .index
+                        .as_deref()
+                        .map(|ix| scan_span(ix, from, max_records)),
                 });
             }
         }
@@ -1028,7 +1034,7 @@ impl Store {
             .stream_retention_ms(shard.stream)
             .ok_or(Error::StreamNotFound(shard.stream))?;
         let cutoff_ms = now.saturating_sub(retention);
-        let (views, tip, closed) = self.segment_views(shard, from, cutoff_ms)?;
+        let (views, tip, closed) = self.segment_views(shard, from, max_records, cutoff_ms)?;
         let mut scan = Scan {
             min_seq: match from {
                 ReadFrom::SeqIx(x) => x,
@@ -1061,11 +1067,11 @@ impl Store {
                 Some(l) => l,
                 None => f.len().map_err(|e| Error::io("stat", &v.path, e))?,
             };
-            let start = match &v.active_index {
-                Some(ix) => start_offset(ix, from),
-                None => start_offset(&self.sealed_index(&v.index_path)?, from),
+            let span = match v.active_span {
+                Some(span) => span,
+                None => scan_span(&self.sealed_index(&v.index_path)?, from, max_records),
             };
-            self.scan_segment(&*f, &v.path, start, end, &mut scan)?;
+            self.scan_segment(&*f, &v.path, span, end, &mut scan)?;
             if scan.full {
                 break;
             }
@@ -1087,14 +1093,20 @@ impl Store {
         &self,
         f: &dyn VFile,
         path: &Path,
-        mut offset: u64,
+        span: ScanSpan,
         end: u64,
         scan: &mut Scan,
     ) -> Result<()> {
+        let mut offset = span.start;
         let mut need = 0u64;
         while offset < end && !scan.full {
             let budget = scan.max_bytes.saturating_sub(scan.bytes);
+            // The index bounds the first read to the records asked for, so a small Limit does
+            // not read (and zero) the byte budget's worth; past it (records skipped by
+            // timestamp or retention), reads go on in chunks.
+            let enough = span.enough.map_or(u64::MAX, |e| e.saturating_sub(offset));
             let want = (budget + RECORD_HEADER_BYTES)
+                .min(enough)
                 .max(READ_CHUNK_MIN_BYTES)
                 .max(need)
                 .min(end - offset);
@@ -1286,18 +1298,47 @@ struct Scan {
     full: bool,
 }
 
-/// The offset to start scanning a segment from: the last index entry before the target.
-fn start_offset(index: &[IndexEntry], from: ReadFrom) -> u64 {
+/// Where a read scans one segment, from its sparse index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ScanSpan {
+    /// Scan from here: the last index entry before the target (0 without a usable index).
+    start: u64,
+    /// The records asked for all end at or before this offset, if the index says so: the first
+    /// indexed record at least `max_records` past the start entry. A hint for read sizes only.
+    enough: Option<u64>,
+}
+
+fn scan_span(index: &[IndexEntry], from: ReadFrom, max_records: usize) -> ScanSpan {
     if index.first().is_none_or(|e| e.offset != 0) {
-        return 0;
+        return ScanSpan {
+            start: 0,
+            enough: None,
+        };
     }
     let i = match from {
         ReadFrom::SeqIx(x) => index.partition_point(|e| e.seq_ix <= x),
         ReadFrom::Timestamp(t) => index.partition_point(|e| e.arrival_ms < t),
     };
-    i.checked_sub(1)
-        .and_then(|i| index.get(i))
-        .map_or(0, |e| e.offset)
+    let Some(first) = i.checked_sub(1).and_then(|i| index.get(i)) else {
+        return ScanSpan {
+            start: 0,
+            enough: None,
+        };
+    };
+    // Sequence indexes in a segment are consecutive from the start entry on, so the records
+    // from the target on are below `past`; for a timestamp the target is at or after `first`.
+    let past = match from {
+        ReadFrom::SeqIx(x) => x.max(first.seq_ix),
+        ReadFrom::Timestamp(_) => first.seq_ix,
+    }
+    .saturating_add(max_records as u64);
+    let enough = index[i..]
+        .get(index[i..].partition_point(|e| e.seq_ix < past))
+        .map(|e| e.offset);
+    ScanSpan {
+        start: first.offset,
+        enough,
+    }
 }
 
 fn encode_manifest(m: &Manifest) -> Vec<u8> {
@@ -1379,4 +1420,77 @@ fn decode_manifest(buf: &[u8]) -> Option<Manifest> {
         streams,
         shards,
     })
+}
+
+#[cfg(test)]
+mod scan_span_tests {
+    use super::*;
+
+    /// An index of a segment whose records `10..` are 100 bytes each, indexed every 4 records,
+    /// arriving one per millisecond from 1,000.
+    fn index() -> Vec<IndexEntry> {
+        (0..5)
+            .map(|i| IndexEntry {
+                seq_ix: 10 + 4 * i,
+                arrival_ms: 1_000 + 4 * i,
+                offset: 400 * i,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_read_by_sequence_ends_at_the_first_entry_past_its_records() {
+        let ix = index();
+        // Records 13..=17 end where record 18's entry starts (offset 800).
+        let span = scan_span(&ix, ReadFrom::SeqIx(13), 5);
+        assert_eq!(
+            span,
+            ScanSpan {
+                start: 0,
+                enough: Some(800)
+            }
+        );
+        // Records 14..=15: from the entry at 14 to the next one at or past 16, record 18's.
+        let span = scan_span(&ix, ReadFrom::SeqIx(14), 2);
+        assert_eq!(
+            span,
+            ScanSpan {
+                start: 400,
+                enough: Some(800)
+            }
+        );
+        // Records 14..=22 end where record 23 starts, unindexed: the entry at 26 bounds them.
+        assert_eq!(scan_span(&ix, ReadFrom::SeqIx(14), 9).enough, Some(1_600));
+        // Past the last entry: no end known.
+        assert_eq!(scan_span(&ix, ReadFrom::SeqIx(20), 100).enough, None);
+        assert_eq!(scan_span(&ix, ReadFrom::SeqIx(27), 1).start, 1_600);
+    }
+
+    #[test]
+    fn a_read_by_time_counts_from_the_entry_it_starts_at() {
+        let ix = index();
+        // 1,005 ms is record 15, scanned from the entry at 14: 4 records from 14 end at 18.
+        let span = scan_span(&ix, ReadFrom::Timestamp(1_005), 4);
+        assert_eq!(
+            span,
+            ScanSpan {
+                start: 400,
+                enough: Some(800)
+            }
+        );
+    }
+
+    #[test]
+    fn without_a_usable_index_the_whole_segment_is_scanned() {
+        let none = ScanSpan {
+            start: 0,
+            enough: None,
+        };
+        assert_eq!(scan_span(&[], ReadFrom::SeqIx(5), 10), none);
+        let mut ix = index();
+        ix.remove(0);
+        assert_eq!(scan_span(&ix, ReadFrom::SeqIx(15), 10), none);
+        // Before the first entry.
+        assert_eq!(scan_span(&index(), ReadFrom::SeqIx(3), 1).start, 0);
+    }
 }
