@@ -12,7 +12,7 @@ use levee_map::seqnum::{Foreign, SequenceNumber};
 use levee_map::{partition_key_hash, HashKey, ShardId, ShardRoute, StreamRoute, StreamState};
 use levee_protocol::{ApiError, ErrorKind};
 
-use crate::backend::{AppendError, MapHolder, ReadFrom, StoragePlane};
+use crate::backend::{AppendError, MapHolder, ReadFrom, StoragePlane, StoredRecord};
 use crate::iterator::{IteratorCodec, IteratorError, Position, ShardIterator};
 
 /// GetRecords answers at most this many records...
@@ -104,17 +104,6 @@ pub struct EntryFailure {
     pub error_message: String,
 }
 
-/// A record ready for a GetRecords response.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutRecord {
-    pub sequence_number: String,
-    pub arrival_ms: u64,
-    pub partition_key: String,
-    pub data: Bytes,
-    /// Stored encrypted at rest (`EncryptionType` `KMS`).
-    pub encrypted: bool,
-}
-
 /// A child of a closed shard, for GetRecords' `ChildShards`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildOut {
@@ -126,12 +115,34 @@ pub struct ChildOut {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordsOut {
-    pub records: Vec<OutRecord>,
+    /// As storage returned them: the answer is written straight from these (no copy per
+    /// record); [`RecordsOut::sequence_number`] names each.
+    pub records: Vec<StoredRecord>,
+    pub shard_created_ms: u64,
+    pub shard_index: u32,
     /// `None` at the end of a closed shard, and then `child_shards` is not empty (the KCL's
     /// shard-end contract).
     pub next_shard_iterator: Option<String>,
     pub millis_behind_latest: u64,
     pub child_shards: Vec<ChildOut>,
+}
+
+impl RecordsOut {
+    /// The sequence number of `r`, one of [`Self::records`], before formatting (format a run of
+    /// them with a [`levee_map::seqnum::DecimalRun`]).
+    pub fn sequence_number_of(&self, r: &StoredRecord) -> SequenceNumber {
+        seq_number(
+            self.shard_created_ms,
+            self.shard_index,
+            r.seq_ix,
+            r.arrival_ms,
+        )
+    }
+
+    /// The sequence number of `r`, one of [`Self::records`].
+    pub fn sequence_number(&self, r: &StoredRecord) -> String {
+        self.sequence_number_of(r).to_decimal()
+    }
 }
 
 /// The children of a closed shard, as GetRecords and SubscribeToShard name them at its end.
@@ -225,7 +236,17 @@ pub struct DataPlane {
 /// before its first record, so `AFTER_SEQUENCE_NUMBER` with it reads the first record (as on
 /// AWS), and a subscription's continuation on an empty shard has a number to name.
 pub(crate) fn seq(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> String {
-    position_seq(created_ms, shard_index, seq_ix + 1, arrival_ms)
+    seq_number(created_ms, shard_index, seq_ix, arrival_ms).to_decimal()
+}
+
+/// [`seq`] before formatting.
+fn seq_number(created_ms: u64, shard_index: u32, seq_ix: u64, arrival_ms: u64) -> SequenceNumber {
+    SequenceNumber::new(
+        created_ms / 1000,
+        shard_index,
+        seq_ix + 1,
+        arrival_ms / 1000,
+    )
 }
 
 /// The sequence number of the position just before storage index `next_seq_ix` (after every
@@ -787,17 +808,6 @@ impl DataPlane {
                 .sum();
             l.charge_read(shard.uid, bytes as u64);
         }
-        let records = out
-            .records
-            .iter()
-            .map(|r| OutRecord {
-                sequence_number: seq(out.shard_created_ms, id.0, r.seq_ix, r.arrival_ms),
-                arrival_ms: r.arrival_ms,
-                partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
-                data: r.data.clone(),
-                encrypted: r.encrypted,
-            })
-            .collect::<Vec<_>>();
         let millis_behind_latest = millis_behind(&out);
         let child_shards: Vec<ChildOut> = if out.shard_end {
             child_shards(&stream, id)
@@ -817,7 +827,9 @@ impl DataPlane {
             })
         });
         Ok(RecordsOut {
-            records,
+            records: out.records,
+            shard_created_ms: out.shard_created_ms,
+            shard_index: id.0,
             next_shard_iterator,
             millis_behind_latest,
             child_shards,

@@ -5,16 +5,20 @@
 
 use std::sync::Arc;
 
+use levee_map::seqnum::DecimalRun;
 use levee_protocol::types::{
     ChildShard, EncryptionType, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange,
     PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record,
 };
-use levee_protocol::{decode_request, encode_response, ApiError, Blob, Request, Timestamp};
+use levee_protocol::{
+    decode_request, encode_response, ApiError, Blob, GetRecordsJson, RecordRef, Request, Timestamp,
+    WireFormat,
+};
 
 use crate::access::{StreamRef, Target};
 use crate::auth::Caller;
-use crate::backend::{BoxFuture, CallContext, ConsumerInfo, ControlPlane};
-use crate::dataplane::{DataPlane, PutEntry};
+use crate::backend::{BoxFuture, CallContext, ConsumerInfo, ControlPlane, StoredRecord};
+use crate::dataplane::{DataPlane, PutEntry, RecordsOut};
 use crate::describe::Describe;
 use crate::http::{Call, Dispatch, Reply};
 use crate::subscribe::Subscriptions;
@@ -181,39 +185,7 @@ impl KinesisService {
                         .authorize(&d.maps.current(), caller, call.op, &target)?;
                 }
                 let out = d.get_records_at(it, limit).await?;
-                Ok(levee_protocol::encode_get_records(
-                    format,
-                    &GetRecordsOutput {
-                        records: out
-                            .records
-                            .into_iter()
-                            .map(|rec| Record {
-                                sequence_number: rec.sequence_number,
-                                approximate_arrival_timestamp: Some(Timestamp(rec.arrival_ms)),
-                                data: Blob(rec.data),
-                                partition_key: rec.partition_key,
-                                encryption_type: rec.encrypted.then_some(EncryptionType::Kms),
-                            })
-                            .collect(),
-                        next_shard_iterator: out.next_shard_iterator,
-                        millis_behind_latest: Some(
-                            i64::try_from(out.millis_behind_latest).unwrap_or(i64::MAX),
-                        ),
-                        child_shards: (!out.child_shards.is_empty()).then(|| {
-                            out.child_shards
-                                .into_iter()
-                                .map(|c| ChildShard {
-                                    shard_id: c.shard_id,
-                                    parent_shards: c.parent_shards,
-                                    hash_key_range: HashKeyRange {
-                                        starting_hash_key: c.starting_hash_key.to_string(),
-                                        ending_hash_key: c.ending_hash_key.to_string(),
-                                    },
-                                })
-                                .collect()
-                        }),
-                    },
-                ))
+                Ok(encode_records(format, out))
             }
             Request::DescribeStream(r) => {
                 let out = self.describe(|x| x.describe_stream(&r))?;
@@ -270,4 +242,63 @@ fn consumer_stream(arn: &str) -> Option<&str> {
     let (_, rest) = arn.split_once(":stream/")?;
     let (stream, _) = rest.split_once("/consumer/")?;
     Some(stream)
+}
+
+/// A GetRecords answer. JSON (every SDK but Java's) is written straight from the records storage
+/// returned; CBOR goes through the output structure.
+fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
+    let millis_behind_latest = Some(i64::try_from(out.millis_behind_latest).unwrap_or(i64::MAX));
+    let child_shards = (!out.child_shards.is_empty()).then(|| {
+        out.child_shards
+            .iter()
+            .map(|c| ChildShard {
+                shard_id: c.shard_id.clone(),
+                parent_shards: c.parent_shards.clone(),
+                hash_key_range: HashKeyRange {
+                    starting_hash_key: c.starting_hash_key.to_string(),
+                    ending_hash_key: c.ending_hash_key.to_string(),
+                },
+            })
+            .collect::<Vec<_>>()
+    });
+    let encryption = |r: &StoredRecord| r.encrypted.then_some(EncryptionType::Kms);
+    if format == WireFormat::Json {
+        let data_bytes = out.records.iter().map(|r| r.data.len()).sum();
+        let key_bytes = out.records.iter().map(|r| r.partition_key.len()).sum();
+        let mut w = GetRecordsJson::with_capacity(out.records.len(), data_bytes, key_bytes);
+        let mut seq = DecimalRun::default();
+        for r in &out.records {
+            w.record(RecordRef {
+                sequence_number: seq.format(&out.sequence_number_of(r)),
+                approximate_arrival_ms: Some(r.arrival_ms),
+                data: &r.data,
+                partition_key: &String::from_utf8_lossy(&r.partition_key),
+                encryption_type: encryption(r),
+            });
+        }
+        return w.finish(
+            out.next_shard_iterator.as_deref(),
+            millis_behind_latest,
+            child_shards.as_deref(),
+        );
+    }
+    levee_protocol::encode_get_records(
+        format,
+        &GetRecordsOutput {
+            records: out
+                .records
+                .iter()
+                .map(|r| Record {
+                    sequence_number: out.sequence_number(r),
+                    approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
+                    data: Blob(r.data.clone()),
+                    partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                    encryption_type: encryption(r),
+                })
+                .collect(),
+            next_shard_iterator: out.next_shard_iterator,
+            millis_behind_latest,
+            child_shards,
+        },
+    )
 }

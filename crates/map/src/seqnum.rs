@@ -95,6 +95,13 @@ impl SequenceNumber {
     /// The decimal string clients see (computed on three 64-bit limbs, no big-integer
     /// allocation: it runs once per record written).
     pub fn to_decimal(&self) -> String {
+        let mut out = String::with_capacity(64);
+        self.push_decimal(&mut out);
+        out
+    }
+
+    /// [`Self::to_decimal`] appended to `out` (GetRecords writes thousands into one buffer).
+    pub fn push_decimal(&self, out: &mut String) {
         const TEN_POW_19: u128 = 10_000_000_000_000_000_000;
         let mut limbs = self.to_limbs();
         // Base-10^19 digits, least significant first (186 bits need at most 3).
@@ -113,12 +120,10 @@ impl SequenceNumber {
                 break;
             }
         }
-        let mut out = String::with_capacity(19 * n);
-        push_digits(&mut out, chunks[n - 1], 0);
+        push_digits(out, chunks[n - 1], 0);
         for c in chunks[..n - 1].iter().rev() {
-            push_digits(&mut out, *c, 19);
+            push_digits(out, *c, 19);
         }
-        out
     }
 
     /// The layout as a 192-bit number, most significant limb first.
@@ -344,6 +349,139 @@ impl FromStr for SequenceNumber {
     }
 }
 
+/// Formats the sequence numbers of a shard's consecutive records (a GetRecords answer) faster
+/// than one [`SequenceNumber::to_decimal`] each: the next record's number differs from the last
+/// by `2^80` (its `seq_ix` is one more), plus `2^36` per second its arrival is later, so its
+/// decimal digits are the last ones with that added, digit by digit. Anything else (another
+/// shard, a gap, a clock step back) is formatted in full.
+#[derive(Debug, Default, Clone)]
+pub struct DecimalRun {
+    prev: Option<SequenceNumber>,
+    /// ASCII digits (kept as bytes to add to in place).
+    digits: Vec<u8>,
+    full: String,
+}
+
+/// `2^80` in decimal: the step of `seq_ix` in the layout.
+const SEQ_IX_STEP: &[u8] = b"1208925819614629174706176";
+/// Arrival steps (seconds) added digit-wise; `(2^27 - 1) * 2^36` still fits a u64.
+const ARRIVAL_STEP_MAX: u64 = (1 << 27) - 1;
+
+impl DecimalRun {
+    pub fn format(&mut self, n: &SequenceNumber) -> &str {
+        if !self.step_to(n) {
+            self.full.clear();
+            n.push_decimal(&mut self.full);
+            self.digits.clear();
+            self.digits.extend_from_slice(self.full.as_bytes());
+        }
+        self.prev = Some(*n);
+        // Only ASCII digits are ever written, so this never falls back.
+        std::str::from_utf8(&self.digits).unwrap_or_default()
+    }
+
+    /// Moves the digits from `prev` to `n` by addition, if `n` is the next record.
+    fn step_to(&mut self, n: &SequenceNumber) -> bool {
+        let Some(p) = self.prev else { return false };
+        let arrival_step = n.arrival_secs.wrapping_sub(p.arrival_secs);
+        if p.shard_created_secs != n.shard_created_secs
+            || p.shard_index != n.shard_index
+            || p.seq_ix.checked_add(1) != Some(n.seq_ix)
+            || n.arrival_secs < p.arrival_secs
+            || arrival_step > ARRIVAL_STEP_MAX
+        {
+            return false;
+        }
+        let digits = &mut self.digits;
+        let stepped = if digits.len() == SEQ_IX_STEP_WORDS.len() * 8 {
+            add_decimal_words(digits, &SEQ_IX_STEP_WORDS)
+        } else {
+            add_decimal(digits, SEQ_IX_STEP)
+        };
+        if !stepped {
+            return false;
+        }
+        if arrival_step > 0 {
+            let mut buf = itoa::Buffer::new();
+            if !add_decimal(digits, buf.format(arrival_step << 36).as_bytes()) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Decimal digits of every sequence number (`2·16^46 ≤ n < 3·16^46`).
+const DECIMAL_DIGITS: usize = 56;
+
+/// [`SEQ_IX_STEP`] as digit values (0–9), padded to [`DECIMAL_DIGITS`], eight per word,
+/// most significant first.
+const SEQ_IX_STEP_WORDS: [u64; DECIMAL_DIGITS / 8] = {
+    let mut words = [0u64; DECIMAL_DIGITS / 8];
+    let pad = DECIMAL_DIGITS - SEQ_IX_STEP.len();
+    let mut i = 0;
+    while i < SEQ_IX_STEP.len() {
+        let at = pad + i;
+        words[at / 8] |= ((SEQ_IX_STEP[i] - b'0') as u64) << (8 * (7 - at % 8));
+        i += 1;
+    }
+    words
+};
+
+/// [`add_decimal`] eight digits at a time, for an addend given as digit-value words as long as
+/// `digits` (`digits.len() == 8 * addend.len()`). In each word every byte is biased by 246, so
+/// a byte's sum reaches 256 (and carries into the next byte, as in decimal) exactly when the
+/// digits sum to 10 or more; the bytes that did not carry then drop the bias.
+fn add_decimal_words(digits: &mut [u8], addend: &[u64]) -> bool {
+    const ZEROS: u64 = u64::from_ne_bytes([b'0'; 8]);
+    const BIAS: u64 = u64::from_ne_bytes([246; 8]);
+    const LOW_BITS: u64 = u64::from_ne_bytes([1; 8]);
+    if digits.len() != addend.len() * 8 {
+        return false;
+    }
+    let mut carry = false;
+    for (chunk, b) in digits.chunks_exact_mut(8).rev().zip(addend.iter().rev()) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let a = u64::from_be_bytes(word).wrapping_sub(ZEROS);
+        let b = b + BIAS;
+        let (s1, c1) = a.overflowing_add(b);
+        let (s, c2) = s1.overflowing_add(u64::from(carry));
+        carry = c1 || c2;
+        // Bit 8(i+1) of s ^ a ^ b is the carry out of byte i; the top byte's is `carry`.
+        let carried = (((s ^ a ^ b) >> 8) & (LOW_BITS >> 8)) | (u64::from(carry) << 56);
+        let digits_of = s - (!carried & LOW_BITS) * 246;
+        chunk.copy_from_slice(&(digits_of + ZEROS).to_be_bytes());
+    }
+    !carry
+}
+
+/// Adds the decimal `addend` to the decimal `digits` in place. False (and `digits` spoiled) if
+/// the sum needs more digits.
+fn add_decimal(digits: &mut [u8], addend: &[u8]) -> bool {
+    let Some(split) = digits.len().checked_sub(addend.len()) else {
+        return false;
+    };
+    let mut carry = 0u8;
+    for (d, a) in digits[split..].iter_mut().rev().zip(addend.iter().rev()) {
+        let v = (*d - b'0') + (a - b'0') + carry;
+        carry = u8::from(v >= 10);
+        *d = b'0' + v - 10 * carry;
+    }
+    for d in digits[..split].iter_mut().rev() {
+        if carry == 0 {
+            break;
+        }
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            carry = 0;
+        }
+    }
+    carry == 0
+}
+
 /// Appends `v` in decimal, zero-padded to `width` digits (no padding when 0).
 fn push_digits(out: &mut String, v: u64, width: usize) {
     let mut buf = itoa::Buffer::new();
@@ -396,6 +534,74 @@ mod tests {
         #[test]
         fn decimal_matches_the_big_integer(x in seqnum()) {
             prop_assert_eq!(x.to_decimal(), x.to_biguint().to_str_radix(10));
+        }
+
+        /// A run of numbers (mostly each the next record, sometimes a later second, a gap, a
+        /// clock step back or another shard) formats exactly as one by one.
+        #[test]
+        fn a_decimal_run_formats_as_one_by_one(
+            start in seqnum(),
+            steps in proptest::collection::vec(
+                (prop_oneof![4 => Just(1u64), 1 => 0u64..3, 1 => any::<u64>()],
+                 prop_oneof![4 => Just(0i64), 2 => 1i64..3, 1 => -2i64..0, 1 => any::<i64>()],
+                 prop_oneof![9 => Just(false), 1 => Just(true)]),
+                0..40),
+        ) {
+            let mut run = DecimalRun::default();
+            let mut n = start;
+            prop_assert_eq!(run.format(&n), n.to_decimal());
+            for (seq_step, arrival_step, other_shard) in steps {
+                n = SequenceNumber::new(
+                    n.shard_created_secs,
+                    if other_shard { n.shard_index.wrapping_add(1) } else { n.shard_index },
+                    n.seq_ix.wrapping_add(seq_step) % (SEQ_IX_MAX + 1),
+                    n.arrival_secs.wrapping_add_signed(arrival_step) % (EPOCH_SECS_MAX + 1),
+                );
+                prop_assert_eq!(run.format(&n), n.to_decimal());
+            }
+        }
+
+        #[test]
+        fn word_addition_is_digit_addition(
+            a in proptest::collection::vec(0u8..10, 1..5),
+            b in proptest::collection::vec(0u8..10, 1..5),
+            nines in 0usize..40,
+        ) {
+            // Digits heavy in nines, so carries run far.
+            let mut digits: Vec<u8> = a.iter().chain(std::iter::repeat_n(&9, nines)).map(|d| b'0' + d).collect();
+            digits.resize(digits.len().div_ceil(8) * 8, b'9');
+            let mut addend = vec![b'0'; digits.len()];
+            let len = b.len().min(addend.len());
+            let tail = addend.len() - len;
+            for (slot, d) in addend[tail..].iter_mut().zip(&b) {
+                *slot = b'0' + d;
+            }
+            let words: Vec<u64> = addend
+                .chunks(8)
+                .map(|c| u64::from_be_bytes(c.try_into().unwrap()) - u64::from_ne_bytes([b'0'; 8]))
+                .collect();
+            let mut by_words = digits.clone();
+            let mut by_digits = digits.clone();
+            let ok_words = add_decimal_words(&mut by_words, &words);
+            let ok_digits = add_decimal(&mut by_digits, &addend);
+            prop_assert_eq!(ok_words, ok_digits);
+            if ok_words {
+                prop_assert_eq!(by_words, by_digits);
+            }
+        }
+
+        #[test]
+        fn decimal_addition_is_addition(a in any::<u64>(), b in any::<u64>(), width in 0usize..24) {
+            let mut digits = format!("{a:0width$}").into_bytes();
+            let ok = add_decimal(&mut digits, b.to_string().as_bytes());
+            let sum = u128::from(a) + u128::from(b);
+            let want = format!("{sum:0width$}");
+            if want.len() == digits.len() {
+                prop_assert!(ok);
+                prop_assert_eq!(String::from_utf8(digits).unwrap(), want);
+            } else {
+                prop_assert!(!ok);
+            }
         }
 
         #[test]

@@ -59,62 +59,117 @@ pub fn encode_response<T: Serialize>(format: WireFormat, value: &T) -> Vec<u8> {
     }
 }
 
-/// [`encode_response`] for GetRecords, the hottest answer: in JSON, the records are written
-/// directly (their sequence numbers are digits and their data base64, so neither needs
-/// escaping, and the data is encoded straight into the body); the bytes are exactly
-/// `serde_json`'s (`get_records_json_is_serde_json` checks it). CBOR goes through serde.
+/// [`encode_response`] for GetRecords, the hottest answer: in JSON through [`GetRecordsJson`],
+/// whose bytes are exactly `serde_json`'s (`get_records_json_is_serde_json` checks it). CBOR goes
+/// through serde.
 pub fn encode_get_records(format: WireFormat, value: &types::GetRecordsOutput) -> Vec<u8> {
     if format != WireFormat::Json {
         return encode_response(format, value);
     }
-    let data_bytes: usize = value
-        .records
-        .iter()
-        .map(|r| r.data.0.len().div_ceil(3) * 4)
-        .sum();
+    let data_bytes: usize = value.records.iter().map(|r| r.data.0.len()).sum();
     let keys: usize = value.records.iter().map(|r| r.partition_key.len()).sum();
-    // Exactly enough unless partition keys need escaping: the body is never copied to grow.
-    let mut out = Vec::with_capacity(256 + data_bytes + keys + value.records.len() * 200);
-    out.extend_from_slice(b"{\"Records\":[");
-    for (i, r) in value.records.iter().enumerate() {
-        if i > 0 {
+    let mut w = GetRecordsJson::with_capacity(value.records.len(), data_bytes, keys);
+    for r in &value.records {
+        w.record(RecordRef {
+            sequence_number: &r.sequence_number,
+            approximate_arrival_ms: r.approximate_arrival_timestamp.map(|t| t.0),
+            data: &r.data.0,
+            partition_key: &r.partition_key,
+            encryption_type: r.encryption_type,
+        });
+    }
+    w.finish(
+        value.next_shard_iterator.as_deref(),
+        value.millis_behind_latest,
+        value.child_shards.as_deref(),
+    )
+}
+
+/// One record of a GetRecords answer, borrowed from wherever the caller holds it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub sequence_number: &'a str,
+    pub approximate_arrival_ms: Option<u64>,
+    pub data: &'a [u8],
+    pub partition_key: &'a str,
+    pub encryption_type: Option<types::EncryptionType>,
+}
+
+/// A GetRecords JSON body written record by record, straight from the caller's buffers (no
+/// intermediate [`types::GetRecordsOutput`]): sequence numbers are digits and data base64, so
+/// neither needs escaping, and the data is encoded straight into the body. Bytes are exactly
+/// what `serde_json` writes for the equivalent output.
+#[derive(Debug)]
+pub struct GetRecordsJson {
+    out: Vec<u8>,
+    records: usize,
+}
+
+impl GetRecordsJson {
+    /// Sized for `records` records with `data_bytes` of data and `key_bytes` of partition keys:
+    /// exactly enough unless keys need escaping, so the body is not copied to grow.
+    pub fn with_capacity(records: usize, data_bytes: usize, key_bytes: usize) -> Self {
+        let base64 = data_bytes.div_ceil(3) * 4 + records * 4;
+        let mut out = Vec::with_capacity(256 + base64 + key_bytes + records * 200);
+        out.extend_from_slice(b"{\"Records\":[");
+        Self { out, records: 0 }
+    }
+
+    pub fn record(&mut self, r: RecordRef<'_>) {
+        let out = &mut self.out;
+        if self.records > 0 {
             out.push(b',');
         }
+        self.records += 1;
         out.extend_from_slice(b"{\"SequenceNumber\":");
         json_str(
-            &mut out,
-            &r.sequence_number,
+            out,
+            r.sequence_number,
             r.sequence_number.bytes().all(|b| b.is_ascii_digit()),
         );
-        if let Some(ts) = &r.approximate_arrival_timestamp {
+        if let Some(ms) = r.approximate_arrival_ms {
             out.extend_from_slice(b",\"ApproximateArrivalTimestamp\":");
-            json_timestamp(&mut out, ts.0);
+            json_timestamp(out, ms);
         }
         out.extend_from_slice(b",\"Data\":\"");
-        wire::base64_encode_into(&r.data.0, &mut out);
+        wire::base64_encode_into(r.data, out);
         out.extend_from_slice(b"\",\"PartitionKey\":");
-        json_str(&mut out, &r.partition_key, false);
+        json_str(out, r.partition_key, needs_no_escape(r.partition_key));
         if let Some(e) = &r.encryption_type {
             out.extend_from_slice(b",\"EncryptionType\":");
-            json_value(&mut out, e);
+            json_value(out, e);
         }
         out.push(b'}');
     }
-    out.push(b']');
-    if let Some(it) = &value.next_shard_iterator {
-        out.extend_from_slice(b",\"NextShardIterator\":");
-        json_str(&mut out, it, false);
+
+    pub fn finish(
+        mut self,
+        next_shard_iterator: Option<&str>,
+        millis_behind_latest: Option<i64>,
+        child_shards: Option<&[types::ChildShard]>,
+    ) -> Vec<u8> {
+        let out = &mut self.out;
+        out.push(b']');
+        if let Some(it) = next_shard_iterator {
+            out.extend_from_slice(b",\"NextShardIterator\":");
+            json_str(out, it, needs_no_escape(it));
+        }
+        if let Some(ms) = millis_behind_latest {
+            out.extend_from_slice(b",\"MillisBehindLatest\":");
+            out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+        }
+        if let Some(children) = child_shards {
+            out.extend_from_slice(b",\"ChildShards\":");
+            json_value(out, children);
+        }
+        out.push(b'}');
+        self.out
     }
-    if let Some(ms) = value.millis_behind_latest {
-        out.extend_from_slice(b",\"MillisBehindLatest\":");
-        json_value(&mut out, &ms);
-    }
-    if let Some(children) = &value.child_shards {
-        out.extend_from_slice(b",\"ChildShards\":");
-        json_value(&mut out, children);
-    }
-    out.push(b'}');
-    out
+}
+
+/// serde_json escapes only control characters, `"` and `\\` (not DEL, not non-ASCII).
+fn needs_no_escape(s: &str) -> bool {
+    s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\')
 }
 
 /// A timestamp as serde_json writes `ms / 1000.0`. Below 2^43 ms (the year 2248) doubles are
