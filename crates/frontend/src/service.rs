@@ -272,7 +272,7 @@ fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
                 sequence_number: seq.format(&out.sequence_number_of(r)),
                 approximate_arrival_ms: Some(r.arrival_ms),
                 data: &r.data,
-                partition_key: &String::from_utf8_lossy(&r.partition_key),
+                partition_key: &key_text(&r.partition_key),
                 encryption_type: encryption(r),
             });
         }
@@ -292,7 +292,7 @@ fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
                     sequence_number: out.sequence_number(r),
                     approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
                     data: Blob(r.data.clone()),
-                    partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
+                    partition_key: key_text(&r.partition_key).into_owned(),
                     encryption_type: encryption(r),
                 })
                 .collect(),
@@ -301,4 +301,13 @@ fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
             child_shards,
         },
     )
+}
+
+/// A stored partition key as text: keys arrive as JSON or CBOR strings, so always UTF-8 unless
+/// the disk says otherwise (then lossily).
+fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(key) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(key),
+    }
 }
