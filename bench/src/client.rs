@@ -211,6 +211,17 @@ impl Kinesis {
             .map_err(|_| anyhow!("{op}: no answer within {REQUEST_TIMEOUT_MS} ms"))?
     }
 
+    /// [`Self::call`] returning the answer as soon as its head has arrived, its body still
+    /// streaming: the caller reads it (and bounds the whole exchange).
+    pub async fn call_body(&self, op: &str, body: Bytes) -> Result<Response<Incoming>> {
+        let req = self.signed_request(op, body, None)?;
+        self.inner
+            .http
+            .request(req)
+            .await
+            .map_err(|e| anyhow!("{op}: {e:#}"))
+    }
+
     /// Sends one operation with a JSON body and returns the answer as soon as its head has
     /// arrived, with the body still streaming (SubscribeToShard's event stream). Only the head
     /// is bounded by the request timeout; the caller bounds its reads of the body.

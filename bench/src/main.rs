@@ -9,6 +9,7 @@
 mod client;
 mod fsync;
 mod report;
+mod scan;
 mod stats;
 mod subscribe;
 mod workload;

@@ -13,16 +13,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use bytes::Bytes;
+use http_body_util::BodyExt as _;
 use rand::{Rng as _, RngCore as _};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::client::{sha256_hex, Kinesis};
+use crate::client::{sha256_hex, Kinesis, Reply, REQUEST_TIMEOUT_MS};
+use crate::scan::{GetRecordsCount, RecordScan};
 use crate::stats::{BenchResult, CpuProbe, Latency, SliceSummary};
 use crate::subscribe::{position_after, Next, ShardEvent, Subscription};
 
@@ -387,8 +389,53 @@ struct RecordOut<'a> {
     data: Cow<'a, str>,
 }
 
-/// A GetRecords answer's (records, data bytes, next iterator).
-type GetRecordsCount = (u64, u64, Option<String>);
+/// A GetRecords answer as [`read_records`] read it.
+enum RecordsReply {
+    /// Scanned as it streamed in (`None`: it did not scan).
+    Counted(Option<GetRecordsCount>),
+    /// Collected, then scanned (chunk by chunk, as it arrived) and parsed in full.
+    Checked {
+        scan: Option<GetRecordsCount>,
+        full: std::result::Result<GetRecordsCount, String>,
+    },
+    /// An error answer.
+    Refused(Reply),
+}
+
+/// Sends GetRecords and counts the answer's records without collecting it, or, to `check` the
+/// scan, also collected and parsed; the whole exchange is bounded by the request timeout.
+async fn read_records(k: &Kinesis, body: Bytes, check: bool) -> Result<RecordsReply> {
+    let exchange = async {
+        let resp = k.call_body("GetRecords", body).await?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        if !status.is_success() {
+            let body = body.collect().await?.to_bytes();
+            return Ok(RecordsReply::Refused(Reply { status, body }));
+        }
+        let mut scan = RecordScan::default();
+        let mut kept = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                scan.feed(&data);
+                if check {
+                    kept.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(if check {
+            RecordsReply::Checked {
+                scan: scan.finish(),
+                full: parse_get_records(&kept),
+            }
+        } else {
+            RecordsReply::Counted(scan.finish())
+        })
+    };
+    tokio::time::timeout(Duration::from_millis(REQUEST_TIMEOUT_MS), exchange)
+        .await
+        .map_err(|_| anyhow!("GetRecords: no answer within {REQUEST_TIMEOUT_MS} ms"))?
+}
 
 /// [`GetRecordsCount`] by a full parse.
 fn parse_get_records(body: &[u8]) -> std::result::Result<GetRecordsCount, String> {
@@ -400,45 +447,6 @@ fn parse_get_records(body: &[u8]) -> std::result::Result<GetRecordsCount, String
         .map(|r| base64_decoded_len(&r.data))
         .sum();
     Ok((out.records.len() as u64, bytes, out.next))
-}
-
-/// [`GetRecordsCount`] by scanning for the `"Data":"` keys and the `"NextShardIterator"` value,
-/// without parsing the answer (read-back moves millions of records a second through the same
-/// two cores as the server). `None` when the answer is not in the compact form this expects
-/// (then it is parsed).
-fn scan_get_records(body: &[u8]) -> Option<GetRecordsCount> {
-    const DATA: &[u8] = b"\"Data\":\"";
-    let mut records = 0u64;
-    let mut bytes = 0u64;
-    for start in memchr::memmem::find_iter(body, DATA) {
-        let v = start + DATA.len();
-        let len = memchr::memchr(b'"', &body[v..])?;
-        let s = std::str::from_utf8(&body[v..v + len]).ok()?;
-        records += 1;
-        bytes += base64_decoded_len(s);
-    }
-    if records == 0 && !body.windows(12).any(|w| w == b"\"Records\":[]") {
-        return None;
-    }
-    const NEXT: &[u8] = b"\"NextShardIterator\":";
-    let next = match memchr::memmem::find(body, NEXT) {
-        None => None,
-        Some(i) => {
-            let rest = &body[i + NEXT.len()..];
-            if rest.starts_with(b"null") {
-                None
-            } else {
-                let rest = rest.strip_prefix(b"\"")?;
-                let len = memchr::memchr(b'"', rest)?;
-                let it = std::str::from_utf8(&rest[..len]).ok()?;
-                if it.contains('\\') {
-                    return None;
-                }
-                Some(it.to_owned())
-            }
-        }
-    };
-    Some((records, bytes, next))
 }
 
 /// Bytes a standard base64 string decodes to, without decoding it.
@@ -504,6 +512,7 @@ pub async fn get(k: &Kinesis, c: &Common, o: &GetOpts) -> Result<BenchResult> {
         tasks.spawn(async move {
             let mut t = Tally::default();
             let mut scanned = 0u64;
+            let mut parse_all = false;
             'passes: while Instant::now() < deadline {
                 let mut iterator = match k.shard_iterator(&stream, &shard, "TRIM_HORIZON").await {
                     Ok(it) => it,
@@ -520,12 +529,31 @@ pub async fn get(k: &Kinesis, c: &Common, o: &GetOpts) -> Result<BenchResult> {
                         Err(_) => break 'passes,
                     };
                     let start = Instant::now();
-                    let reply = k.call("GetRecords", body, None).await;
+                    // The first answer and every 64th are collected and parsed in full, and
+                    // must agree with the scan; the rest are only scanned as they stream in.
+                    // A reader whose answers do not scan parses them all.
+                    let check = scanned.is_multiple_of(64) || parse_all;
+                    scanned += 1;
+                    let reply = read_records(&k, body, check).await;
                     let took = start.elapsed();
                     let measured = start >= measure_from;
-                    let r = match reply {
-                        Ok(r) if r.is_ok() => r,
-                        Ok(r) => {
+                    let out = match reply {
+                        Ok(RecordsReply::Counted(Some(c))) => Ok(c),
+                        Ok(RecordsReply::Counted(None)) => Err(
+                            "GetRecords answer does not scan (and was not kept to parse)".into(),
+                        ),
+                        Ok(RecordsReply::Checked { scan, full }) => {
+                            parse_all |= scan.is_none();
+                            full.and_then(|full| match scan {
+                                Some(s) if s != full => Err(format!(
+                                    "GetRecords answer: scanned {:?} but parsed {:?}",
+                                    (s.0, s.1),
+                                    (full.0, full.1)
+                                )),
+                                _ => Ok(full),
+                            })
+                        }
+                        Ok(RecordsReply::Refused(r)) => {
                             if measured {
                                 t.error(1, || r.error_type());
                             }
@@ -539,20 +567,6 @@ pub async fn get(k: &Kinesis, c: &Common, o: &GetOpts) -> Result<BenchResult> {
                             tokio::time::sleep(Duration::from_millis(ERROR_BACKOFF_MS)).await;
                             continue 'passes;
                         }
-                    };
-                    // Scanned, not parsed (the generator must not be what limits read-back);
-                    // every 64th answer is also parsed in full and must agree.
-                    scanned += 1;
-                    let out = match scan_get_records(&r.body) {
-                        Some(out) if !scanned.is_multiple_of(64) => Ok(out),
-                        scan => parse_get_records(&r.body).and_then(|full| match scan {
-                            Some(s) if s != full => Err(format!(
-                                "GetRecords answer: scanned {:?} but parsed {:?}",
-                                (s.0, s.1),
-                                (full.0, full.1)
-                            )),
-                            _ => Ok(full),
-                        }),
                     };
                     let (records, bytes, next) = match out {
                         Ok(o) => o,
@@ -1053,15 +1067,15 @@ mod tests {
     #[test]
     fn scanning_a_get_records_answer_agrees_with_parsing_it() {
         let compact = br#"{"Records":[{"SequenceNumber":"1","ApproximateArrivalTimestamp":1.5,"Data":"AAEC","PartitionKey":"k"},{"SequenceNumber":"2","Data":"AA==","PartitionKey":"Data"}],"NextShardIterator":"abc/+=","MillisBehindLatest":0}"#;
-        let scanned = scan_get_records(compact).expect("compact");
+        let scanned = crate::scan::scan_get_records(compact).expect("compact");
         assert_eq!(scanned, (2, 4, Some("abc/+=".into())));
         assert_eq!(parse_get_records(compact).unwrap(), scanned);
         let end = br#"{"Records":[],"NextShardIterator":null,"ChildShards":[]}"#;
-        assert_eq!(scan_get_records(end), Some((0, 0, None)));
+        assert_eq!(crate::scan::scan_get_records(end), Some((0, 0, None)));
         assert_eq!(parse_get_records(end).unwrap(), (0, 0, None));
         // Not the compact form: left to the parser.
         let spaced = br#"{"Records": [{"Data": "AAEC"}], "NextShardIterator": "x"}"#;
-        assert_eq!(scan_get_records(spaced), None);
+        assert_eq!(crate::scan::scan_get_records(spaced), None);
         assert_eq!(parse_get_records(spaced).unwrap(), (1, 3, Some("x".into())));
     }
 
