@@ -28,6 +28,7 @@ MIXED_SHARDS=${MIXED_SHARDS:-1000}   # shards of the `mixed` workload
 MIXED_RATE=${MIXED_RATE:-10000}      # records/s put by `mixed` (PutRecords of 100)
 MIXED_POLL_MS=${MIXED_POLL_MS:-200}  # pause after an empty GetRecords per shard in `mixed`
 GROWTH_DURATION=${GROWTH_DURATION:-$((${DURATION%.*} * 2))} # growth runs longer, to let the shard grow
+METRICS_IP=127.0.0.5 # Levee's storage admin listener (same port as the target's): /metrics
 CACHE=${LEVEE_BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/levee-bench}
 FERROKINESIS_VERSION=${FERROKINESIS_VERSION:-0.7.0}
 KINESIS_LOCAL_VERSION=${KINESIS_LOCAL_VERSION:-0.6.2}
@@ -130,7 +131,7 @@ run_fleet() {
         exit 1
     }
     "$LEVEE_BIN" serve --role storage --control "127.0.0.2:$port" --storage-listen "127.0.0.3:$port" \
-        --admin-listen 127.0.0.3:0 --data-dir "$data/storage" "${key[@]}" >"$log.storage" 2>&1 &
+        --admin-listen "$METRICS_IP:$port" --data-dir "$data/storage" "${key[@]}" >"$log.storage" 2>&1 &
     pids+=($!)
     wait_line "$log.storage" "registered as storage node" "${pids[1]}" || {
         kill -TERM "${pids[@]}" 2>/dev/null || true
@@ -153,7 +154,7 @@ start_server() {
     launched_ns=$(date +%s%N)
     case $target in
     levee)
-        "$LEVEE_BIN" serve --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+        "$LEVEE_BIN" serve --listen "127.0.0.1:$port" --admin-listen "$METRICS_IP:$port" --data-dir "$data" >"$log" 2>&1 &
         ;;
     levee-fleet) # a control plane, a storage node and a front-end (on PORT): see run_fleet
         # shellcheck disable=SC2094 # the third argument is only the prefix of its processes' logs
@@ -244,6 +245,8 @@ run_workload() { # TARGET PORT WORKLOAD
     [[ $target == kinesis-mock ]] && backlog=$SLOW_BACKLOG
     local common=(--endpoint "http://127.0.0.1:$port" --target "$target" --server-pid "$SERVER_PID"
         --duration "$duration" --warmup "$WARMUP" --json-out "$RESULTS")
+    # Levee's storage node (embedded or the fleet's) reports its fsyncs and group commits.
+    [[ $target == levee || $target == levee-fleet ]] && common+=(--metrics-url "http://$METRICS_IP:$port/metrics")
     local args
     case $w in
     put-records-100) args=(put --op put-records --batch-size 500 --record-size 100 --concurrency 8 --shards "$SHARDS") ;;

@@ -101,7 +101,7 @@ pub fn run(o: &FsyncOpts) -> Result<Vec<BenchResult>> {
     ] {
         let mut chunk = vec![0u8; size.max(1)];
         rand::thread_rng().fill_bytes(&mut chunk);
-        let probe = CpuProbe::start(None);
+        let probe = CpuProbe::start(None, None);
         let (latency, syncs, bytes, took) = write_sync_loop(&mut f, &chunk, o.duration)?;
         let secs = took.as_secs_f64().max(1e-9);
         let mut r = BenchResult {

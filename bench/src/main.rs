@@ -184,6 +184,10 @@ struct ServerArgs {
     /// Server process id, to report its CPU and RSS (summed over its process tree).
     #[arg(long)]
     server_pid: Option<u32>,
+    /// A Levee storage node's metrics (`http://ADMIN/metrics`): fsyncs and group commits over
+    /// the measured interval are reported (is every group commit one fsync?).
+    #[arg(long)]
+    metrics_url: Option<String>,
     /// Shards in the stream the workload creates.
     #[arg(long, default_value_t = 4)]
     shards: u32,
@@ -222,6 +226,7 @@ impl ServerArgs {
         Ok(Common {
             target: self.target.clone(),
             server_pid: self.server_pid,
+            metrics_url: self.metrics_url.clone(),
             shards: self.shards,
             duration: seconds(self.duration, "--duration")?,
             warmup: seconds(self.warmup, "--warmup")?,

@@ -617,6 +617,29 @@ fn render_targets(md: &mut String, results: &[BenchResult], baseline: &str) {
             );
         }
     }
+    match of(baseline, &put_batch).and_then(|l| l.server_syncs.map(|s| (l, s))) {
+        Some((l, s)) if s.group_commits > 0 && s.fsyncs > 0 => {
+            // The two counters are read a moment apart: a commit in flight on each log may
+            // have one but not yet the other.
+            let ok = s.fsyncs.abs_diff(s.group_commits) <= 2 && s.entries > s.group_commits;
+            let _ = writeln!(
+                md,
+                "| One fsync covers a whole group commit | {}: {} fsyncs for {} group commits of {:.1} appends each on average ({} records per fsync) | {} |",
+                l.workload,
+                thousands(s.fsyncs as f64),
+                thousands(s.group_commits as f64),
+                s.entries as f64 / s.group_commits as f64,
+                thousands(l.records as f64 / s.fsyncs as f64),
+                verdict(ok)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                md,
+                "| One fsync covers a whole group commit | not measured in this run (no `--metrics-url`) | — |"
+            );
+        }
+    }
     match results
         .iter()
         .rev()
@@ -678,6 +701,41 @@ mod tests {
         assert_eq!(
             tsv,
             "workload\tlevee\tferrokinesis\nPutRecords 500×100 B, c=8\t500000\t50000\n"
+        );
+    }
+
+    #[test]
+    fn group_commit_line() {
+        let put = |syncs: Option<crate::stats::StorageSyncs>| BenchResult {
+            target: "levee".into(),
+            kind: "put".into(),
+            workload: "PutRecords 500×100 B, c=8".into(),
+            params: serde_json::json!({"op": "PutRecords", "batch_size": 500, "record_size": 100, "concurrency": 8}),
+            records: 1_000_000,
+            server_syncs: syncs,
+            ..BenchResult::default()
+        };
+        let syncs = |fsyncs, group_commits, entries| {
+            Some(crate::stats::StorageSyncs {
+                fsyncs,
+                group_commits,
+                entries,
+            })
+        };
+        let md = render(&[put(syncs(1_000, 1_001, 7_000))], "levee");
+        assert!(
+            md.contains("1,000 fsyncs for 1,001 group commits of 7.0 appends each on average (1,000 records per fsync) | met |"),
+            "{md}"
+        );
+        // An fsync per append, or more fsyncs than commits: not one fsync per group commit.
+        let md = render(&[put(syncs(1_000, 1_000, 1_000))], "levee");
+        assert!(md.contains("records per fsync) | **not met** |"), "{md}");
+        let md = render(&[put(syncs(2_000, 1_000, 7_000))], "levee");
+        assert!(md.contains("records per fsync) | **not met** |"), "{md}");
+        let md = render(&[put(None)], "levee");
+        assert!(
+            md.contains("| One fsync covers a whole group commit | not measured"),
+            "{md}"
         );
     }
 

@@ -174,6 +174,9 @@ pub struct BenchResult {
     /// Threads of the server's process tree at the end of the measured interval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_threads: Option<u64>,
+    /// Levee's fsyncs and group commits over the measured interval (`--metrics-url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_syncs: Option<StorageSyncs>,
     pub notes: Vec<String>,
     /// For growth runs: the measured window cut into equal time slices, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -234,18 +237,87 @@ impl BenchResult {
     }
 }
 
+/// A Levee storage node's durability counters (its `/metrics`), summed over its logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StorageSyncs {
+    /// fdatasyncs of the logs.
+    pub fsyncs: u64,
+    /// Group commits: batches of appends made durable together.
+    pub group_commits: u64,
+    /// Appends in those batches.
+    pub entries: u64,
+}
+
+impl StorageSyncs {
+    /// Reads them from `url` (`http://HOST:PORT/metrics`); `None` if it cannot.
+    pub fn scrape(url: &str) -> Option<Self> {
+        use std::io::Read as _;
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let addr: std::net::SocketAddr = host.parse().ok()?;
+        let timeout = Duration::from_secs(2);
+        let mut conn = std::net::TcpStream::connect_timeout(&addr, timeout).ok()?;
+        conn.set_read_timeout(Some(timeout)).ok()?;
+        write!(conn, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+        let mut text = String::new();
+        conn.take(METRICS_BYTES_MAX)
+            .read_to_string(&mut text)
+            .ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+            return None;
+        }
+        Some(Self::parse(body))
+    }
+
+    fn parse(text: &str) -> Self {
+        let mut s = StorageSyncs::default();
+        for line in text.lines() {
+            let Some((name, value)) = line.split_once(' ') else {
+                continue;
+            };
+            let metric = name.split('{').next().unwrap_or(name);
+            let Ok(v) = value.trim().parse::<f64>() else {
+                continue;
+            };
+            match metric {
+                "levee_storage_fsync_duration_seconds_count" => s.fsyncs += v as u64,
+                "levee_storage_group_commit_batch_entries_count" => s.group_commits += v as u64,
+                "levee_storage_group_commit_batch_entries_sum" => s.entries += v as u64,
+                _ => {}
+            }
+        }
+        s
+    }
+
+    fn since(self, start: Self) -> Self {
+        StorageSyncs {
+            fsyncs: self.fsyncs.saturating_sub(start.fsyncs),
+            group_commits: self.group_commits.saturating_sub(start.group_commits),
+            entries: self.entries.saturating_sub(start.entries),
+        }
+    }
+}
+
+/// Largest metrics page read.
+const METRICS_BYTES_MAX: u64 = 4 << 20;
+
 /// Samples the generator's and the server's CPU at the start of the measured interval.
 pub struct CpuProbe {
     server_pid: Option<u32>,
+    metrics_url: Option<String>,
+    syncs_start: Option<StorageSyncs>,
     own_start: Duration,
     server_start: Option<TreeUsage>,
     wall_start: std::time::Instant,
 }
 
 impl CpuProbe {
-    pub fn start(server_pid: Option<u32>) -> Self {
+    pub fn start(server_pid: Option<u32>, metrics_url: Option<&str>) -> Self {
         CpuProbe {
             server_pid,
+            metrics_url: metrics_url.map(str::to_owned),
+            syncs_start: metrics_url.and_then(StorageSyncs::scrape),
             own_start: own_cpu(),
             server_start: server_pid.and_then(tree_usage),
             wall_start: std::time::Instant::now(),
@@ -257,6 +329,9 @@ impl CpuProbe {
         let wall = self.wall_start.elapsed().as_secs_f64().max(1e-9);
         result.gen_cpu_pct =
             (own_cpu().saturating_sub(self.own_start)).as_secs_f64() / wall * 100.0;
+        if let (Some(url), Some(start)) = (&self.metrics_url, self.syncs_start) {
+            result.server_syncs = StorageSyncs::scrape(url).map(|now| now.since(start));
+        }
         if let (Some(pid), Some(start)) = (self.server_pid, self.server_start) {
             if let Some(now) = tree_usage(pid) {
                 result.server_cpu_pct =
@@ -290,5 +365,44 @@ mod tests {
         let u = tree_usage(me).expect("own /proc entry");
         assert!(u.rss_bytes > 0);
         assert!(u.threads >= 1);
+    }
+}
+
+#[cfg(test)]
+mod sync_tests {
+    use super::*;
+
+    #[test]
+    fn storage_syncs_are_summed_over_logs() {
+        let text = "# TYPE levee_storage_fsync_duration_seconds histogram\n\
+levee_storage_fsync_duration_seconds_bucket{log=\"sequential\",le=\"0.001\"} 3\n\
+levee_storage_fsync_duration_seconds_count{log=\"explicit\"} 14\n\
+levee_storage_fsync_duration_seconds_count{log=\"sequential\"} 317\n\
+levee_storage_group_commit_batch_entries_sum{log=\"sequential\"} 2418\n\
+levee_storage_group_commit_batch_entries_count{log=\"sequential\"} 317\n\
+levee_storage_group_commit_batch_entries_sum{log=\"explicit\"} 14\n\
+levee_storage_group_commit_batch_entries_count{log=\"explicit\"} 14\n";
+        let s = StorageSyncs::parse(text);
+        assert_eq!(
+            s,
+            StorageSyncs {
+                fsyncs: 331,
+                group_commits: 331,
+                entries: 2432
+            }
+        );
+        let later = StorageSyncs {
+            fsyncs: 400,
+            group_commits: 401,
+            entries: 3000,
+        };
+        assert_eq!(
+            later.since(s),
+            StorageSyncs {
+                fsyncs: 69,
+                group_commits: 70,
+                entries: 568
+            }
+        );
     }
 }

@@ -54,6 +54,7 @@ pub const RECORD_SIZE_BYTES_MAX: usize = 1 << 20;
 pub struct Common {
     pub target: String,
     pub server_pid: Option<u32>,
+    pub metrics_url: Option<String>,
     pub shards: u32,
     pub duration: Duration,
     pub warmup: Duration,
@@ -305,7 +306,7 @@ pub async fn put(k: &Kinesis, c: &Common, o: &PutOpts) -> Result<BenchResult> {
         });
     }
     tokio::time::sleep_until(window.measure_from.into()).await;
-    let probe = CpuProbe::start(c.server_pid);
+    let probe = CpuProbe::start(c.server_pid, c.metrics_url.as_deref());
     let slices = o.slices.max(1);
     let mut slice_totals: Vec<Tally> = (0..slices).map(|_| Tally::default()).collect();
     while let Some(worker) = tasks.join_next().await {
@@ -594,7 +595,7 @@ pub async fn get(k: &Kinesis, c: &Common, o: &GetOpts) -> Result<BenchResult> {
         });
     }
     tokio::time::sleep_until(window.measure_from.into()).await;
-    let probe = CpuProbe::start(c.server_pid);
+    let probe = CpuProbe::start(c.server_pid, c.metrics_url.as_deref());
     let mut total = Tally::default();
     while let Some(t) = tasks.join_next().await {
         total.merge(t?);
@@ -978,7 +979,7 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
         });
     }
     tokio::time::sleep_until(window.measure_from.into()).await;
-    let probe = CpuProbe::start(c.server_pid);
+    let probe = CpuProbe::start(c.server_pid, c.metrics_url.as_deref());
     let mut puts = Tally::default();
     while let Some(t) = producers.join_next().await {
         puts.merge(t?);
