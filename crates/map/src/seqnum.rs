@@ -100,8 +100,8 @@ impl SequenceNumber {
         out
     }
 
-    /// [`Self::to_decimal`] appended to `out` (GetRecords writes thousands into one buffer).
-    pub fn push_decimal(&self, out: &mut String) {
+    /// [`Self::to_decimal`] appended to `out`.
+    fn push_decimal(&self, out: &mut String) {
         const TEN_POW_19: u128 = 10_000_000_000_000_000_000;
         let mut limbs = self.to_limbs();
         // Base-10^19 digits, least significant first (186 bits need at most 3).
