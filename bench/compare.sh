@@ -23,7 +23,7 @@ SHARDS=${SHARDS:-4}
 BACKLOG=${BACKLOG:-100000}        # records read back by `get`
 SLOW_BACKLOG=${SLOW_BACKLOG:-10000} # backlog for kinesis-mock, which stores ~1k records/s
 PEERS=${PEERS:-"levee-fleet ferrokinesis ferrokinesis-durable kinesalite kinesis-mock"}
-WORKLOADS=${WORKLOADS:-"put-records-100 put-records-1k put-record get e2e e2e-subscribe growth mixed"}
+WORKLOADS=${WORKLOADS:-"put-records-100 put-records-1k put-record get e2e e2e-subscribe growth mixed-1 mixed"}
 MIXED_SHARDS=${MIXED_SHARDS:-1000}   # shards of the `mixed` workload
 MIXED_RATE=${MIXED_RATE:-10000}      # records/s put by `mixed` (PutRecords of 100)
 MIXED_POLL_MS=${MIXED_POLL_MS:-200}  # pause after an empty GetRecords per shard in `mixed`
@@ -257,6 +257,9 @@ run_workload() { # TARGET PORT WORKLOAD
     e2e-subscribe) args=(e2e --consumer subscribe --rate 200 --record-size 100 --shards 1) ;;
     mixed) args=(mixed --consumer poll --shards "$MIXED_SHARDS" --rate "$MIXED_RATE" --producers 4 --batch-size 100
         --record-size 100 --poll-interval-ms "$MIXED_POLL_MS") ;;
+    mixed-1) # the same load on one shard read by MIXED_SHARDS readers: the threads baseline
+        args=(mixed --consumer poll --shards 1 --readers-per-shard "$MIXED_SHARDS" --rate "$MIXED_RATE" --producers 4
+            --batch-size 100 --record-size 100 --poll-interval-ms "$MIXED_POLL_MS") ;;
     growth) args=(put --op put-records --batch-size 500 --record-size 100 --concurrency 8 --shards 1 --slices 5) ;;
     *)
         fail "$target" "unknown workload $w"
@@ -363,7 +366,7 @@ fi
     echo "in-memory peers do not; ferrokinesis-durable writes a WAL."
     echo
     echo "- Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r); load average $LOAD_BEFORE before, $LOAD_AFTER after"
-    echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; e2e-subscribe: the same producer, an enhanced fan-out consumer on one SubscribeToShard event stream (HTTP/1.1); growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices; mixed: 4 producers of PutRecords 100 × 100 B at MIXED_RATE=$MIXED_RATE records/s over MIXED_SHARDS=$MIXED_SHARDS shards, a GetRecords consumer per shard pausing MIXED_POLL_MS=$MIXED_POLL_MS ms after an empty answer"
+    echo "- Settings: DURATION=${DURATION} s measured + WARMUP=${WARMUP} s per workload, SHARDS=$SHARDS, BACKLOG=$BACKLOG (SLOW_BACKLOG=$SLOW_BACKLOG for kinesis-mock), e2e: 200 PutRecord/s, consumer polls 1 ms after an empty GetRecords; e2e-subscribe: the same producer, an enhanced fan-out consumer on one SubscribeToShard event stream (HTTP/1.1); growth: PutRecords 500 × 100 B, c=8, into 1 shard for GROWTH_DURATION=${GROWTH_DURATION} s in 5 slices; mixed: 4 producers of PutRecords 100 × 100 B at MIXED_RATE=$MIXED_RATE records/s over MIXED_SHARDS=$MIXED_SHARDS shards, a GetRecords consumer per shard pausing MIXED_POLL_MS=$MIXED_POLL_MS ms after an empty answer; mixed-1: the same producers into 1 shard read by MIXED_SHARDS readers (one measured), the threads baseline"
     versions_line=$(printf '%s; ' "${VERSIONS[@]}")
     echo "- Versions: ${versions_line%; }"
     echo "- Reproduce: \`DURATION=$DURATION PEERS=\"$PEERS\" WORKLOADS=\"$WORKLOADS\" bench/compare.sh\`"

@@ -132,6 +132,10 @@ enum Cmd {
         /// Records per PutRecords call.
         #[arg(long, default_value_t = 100)]
         batch_size: usize,
+        /// Polling readers per shard: one measured consumer, the rest load only (e.g. 1 shard
+        /// read by 1,000 readers: the read concurrency of 1,000 shards on one).
+        #[arg(long, default_value_t = 1)]
+        readers_per_shard: usize,
     },
     /// The disk's limits: small write + fdatasync latency, and batched write + fdatasync bandwidth.
     Fsync {
@@ -255,6 +259,9 @@ impl ServerArgs {
     }
 }
 
+/// Most polling readers of a `mixed` run (each a task with a pooled connection).
+const READERS_MAX: usize = 10_000;
+
 fn check_concurrency(c: usize) -> Result<()> {
     if c == 0 || c > CONCURRENCY_MAX {
         bail!("--concurrency must be 1..={CONCURRENCY_MAX}");
@@ -265,6 +272,12 @@ fn check_concurrency(c: usize) -> Result<()> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let mixed = matches!(cli.cmd, Cmd::Mixed { .. });
+    let readers_per_shard = match cli.cmd {
+        Cmd::Mixed {
+            readers_per_shard, ..
+        } => readers_per_shard.max(1),
+        _ => 1,
+    };
     match cli.cmd {
         Cmd::Put {
             server,
@@ -329,10 +342,15 @@ fn main() -> Result<()> {
             poll_interval_ms,
             limit,
             batch_size,
+            ..
         } => {
             check_concurrency(producers)?;
             let common = server.common()?;
-            let k = server.client(producers + server.shards as usize + 4)?;
+            let readers = server.shards as usize * readers_per_shard;
+            if readers > READERS_MAX {
+                bail!("--shards × --readers-per-shard must be at most {READERS_MAX}");
+            }
+            let k = server.client(producers + readers + 4)?;
             let poll_interval = seconds(poll_interval_ms / 1000.0, "--poll-interval-ms")?;
             let opts = E2eOpts {
                 mixed,
@@ -343,6 +361,7 @@ fn main() -> Result<()> {
                 poll_interval,
                 limit,
                 batch_size,
+                readers_per_shard,
             };
             let result = server
                 .runtime()?

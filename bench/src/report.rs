@@ -581,7 +581,9 @@ fn render_targets(md: &mut String, results: &[BenchResult], baseline: &str) {
             );
         }
     }
-    let mixed = |r: &BenchResult| r.kind == "mixed";
+    let mixed = |r: &BenchResult| r.kind == "mixed" && param(r, "shards").unwrap_or(0) > 1;
+    // The same load on one shard, read by as many readers: what 1,000 shards must not exceed.
+    let mixed_one = |r: &BenchResult| r.kind == "mixed" && param(r, "shards") == Some(1);
     // Threads after the other workloads of the same server (1 to 4 shards, some under heavier
     // load than `mixed`): the most of them is what 1,000 shards must not exceed.
     let few_shard_threads = results
@@ -590,6 +592,26 @@ fn render_targets(md: &mut String, results: &[BenchResult], baseline: &str) {
         .filter_map(|r| r.server_threads)
         .max();
     match of(baseline, &mixed) {
+        Some(l) if of(baseline, &mixed_one).is_some_and(|one| one.server_threads.is_some()) => {
+            let one = of(baseline, &mixed_one).expect("checked above");
+            let (many_t, one_t) = (
+                l.server_threads.unwrap_or(u64::MAX),
+                one.server_threads.unwrap_or(0),
+            );
+            let ok = many_t <= one_t && l.errors == 0 && one.errors == 0;
+            let _ = writeln!(
+                md,
+                "| 1,000 active shards cost no more threads than 1 (R1) | {}: {} threads at its end, {} records/s seen, {} errors; the same load on 1 shard read by {} readers: {} threads, {} errors | {} |",
+                l.workload,
+                many_t,
+                thousands(l.records_per_s),
+                l.errors,
+                param(one, "readers_per_shard").unwrap_or(1),
+                one_t,
+                one.errors,
+                if param(l, "shards").unwrap_or(0) >= 1000 { verdict(ok) } else { "— (fewer than 1,000 shards)" }
+            );
+        }
         Some(l) => {
             let threads = match (l.server_threads, few_shard_threads) {
                 (Some(m), Some(one)) => format!(
@@ -701,6 +723,29 @@ mod tests {
         assert_eq!(
             tsv,
             "workload\tlevee\tferrokinesis\nPutRecords 500×100 B, c=8\t500000\t50000\n"
+        );
+    }
+
+    #[test]
+    fn thousand_shards_against_one_shard_line() {
+        let mixed = |shards: i64, readers: i64, threads: u64| BenchResult {
+            target: "levee".into(),
+            kind: "mixed".into(),
+            workload: format!("mixed over {shards} shards"),
+            params: serde_json::json!({"shards": shards, "readers_per_shard": readers}),
+            server_threads: Some(threads),
+            ..BenchResult::default()
+        };
+        let md = render(&[mixed(1, 1000, 25), mixed(1000, 1, 25)], "levee");
+        assert!(
+            md.contains("mixed over 1000 shards: 25 threads at its end, 0 records/s seen, 0 errors; the same load on 1 shard read by 1000 readers: 25 threads, 0 errors | met |"),
+            "{md}"
+        );
+        let md = render(&[mixed(1, 1000, 20), mixed(1000, 1, 25)], "levee");
+        assert!(
+            md.contains("25 threads, 0 errors | **not met** |")
+                || md.contains("20 threads, 0 errors | **not met** |"),
+            "{md}"
         );
     }
 

@@ -653,6 +653,9 @@ pub struct E2eOpts {
     pub record_size: usize,
     pub poll_interval: Duration,
     pub limit: u32,
+    /// Polling readers per shard (`mixed`): the first is the measured consumer, the others only
+    /// load (the same read concurrency on fewer shards, for the thread comparison).
+    pub readers_per_shard: usize,
 }
 
 /// Nanoseconds since this process's first call, the clock both ends of e2e share.
@@ -708,11 +711,25 @@ impl Seen {
 /// was seen or `deadline`.
 async fn poll_shard(
     k: Kinesis,
+    iterator: String,
+    seen: Seen,
+    poll: Duration,
+    limit: u32,
+    deadline: Instant,
+) -> Tally {
+    poll_shard_paced(k, iterator, seen, poll, limit, deadline, false).await
+}
+
+/// [`poll_shard`], pausing after every answer when `pause_always` (a load-only reader: it reads
+/// at a fixed pace, however far behind the tip it falls).
+async fn poll_shard_paced(
+    k: Kinesis,
     mut iterator: String,
     seen: Seen,
     poll: Duration,
     limit: u32,
     deadline: Instant,
+    pause_always: bool,
 ) -> Tally {
     let mut t = Tally::default();
     while Instant::now() < deadline && !seen.all_seen() {
@@ -750,7 +767,7 @@ async fn poll_shard(
             Some(next) => iterator = next,
             None => break,
         }
-        if empty && !poll.is_zero() {
+        if (empty || pause_always) && !poll.is_zero() {
             tokio::time::sleep(poll).await;
         }
     }
@@ -886,7 +903,31 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     // Consumers: one per shard.
     let mut consumers = JoinSet::new();
     let consumer_deadline = window.deadline + Duration::from_millis(E2E_DRAIN_MS);
+    // Extra readers: their own count of what they saw (so they never end the measured
+    // consumers' wait), stopping with the producers.
+    let load_seen = Seen {
+        received: Arc::new(AtomicU64::new(0)),
+        sent: Arc::new(AtomicU64::new(0)),
+        ..seen.clone()
+    };
+    // Each asks for what a tailing consumer of one of `readers` shards would find per poll, and
+    // pauses after every answer: the read pattern of many shards' consumers, on fewer shards.
+    let readers = (iterators.len() * o.readers_per_shard.max(1)) as f64;
+    let load_limit = (o.rate * o.poll_interval.as_secs_f64() / readers).ceil() as u32;
+    let load_limit = load_limit.clamp(1, o.limit.max(1));
+    let mut load_readers = JoinSet::new();
     for iterator in iterators {
+        for _ in 1..o.readers_per_shard.max(1) {
+            load_readers.spawn(poll_shard_paced(
+                k.clone(),
+                iterator.clone(),
+                load_seen.clone(),
+                o.poll_interval,
+                load_limit,
+                consumer_deadline,
+                true,
+            ));
+        }
         consumers.spawn(poll_shard(
             k.clone(),
             iterator,
@@ -990,6 +1031,14 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     while let Some(t) = consumers.join_next().await {
         seen.merge(t?);
     }
+    // The extra readers' calls and errors count; their latencies do not.
+    let (mut load_calls, mut load_errors, mut load_error) = (0u64, 0u64, None);
+    while let Some(t) = load_readers.join_next().await {
+        let t = t?;
+        load_calls += t.requests;
+        load_errors += t.errors;
+        load_error = load_error.or(t.error_sample);
+    }
     let elapsed = produced_until.saturating_duration_since(window.measure_from);
     let sent = sent_measured.load(Ordering::Acquire);
     let received = received_measured.load(Ordering::Acquire);
@@ -1001,11 +1050,16 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
         (
             "mixed",
             format!(
-                "mixed: {n} producers of {op} {per_call}×{} B at {:.0} records/s over {} shards, {how} every {:.0} ms per shard",
+                "mixed: {n} producers of {op} {per_call}×{} B at {:.0} records/s over {} shards, {how} every {:.0} ms per shard{}",
                 o.record_size,
                 o.rate,
                 c.shards,
-                o.poll_interval.as_secs_f64() * 1000.0
+                o.poll_interval.as_secs_f64() * 1000.0,
+                if o.readers_per_shard > 1 {
+                    format!(" by {} readers each", o.readers_per_shard)
+                } else {
+                    String::new()
+                }
             ),
         )
     } else {
@@ -1019,9 +1073,14 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
     };
     let params = json!({"consumer": o.consumer.as_str(), "rate": o.rate, "producers": n, "batch_size": per_call,
         "record_size": o.record_size, "shards": c.shards,
-        "poll_interval_ms": o.poll_interval.as_secs_f64() * 1000.0, "duration_s": c.duration.as_secs_f64()});
-    let errors = puts.errors + seen.errors;
-    let error_sample = puts.error_sample.take().or(seen.error_sample.take());
+        "poll_interval_ms": o.poll_interval.as_secs_f64() * 1000.0, "duration_s": c.duration.as_secs_f64(),
+        "readers_per_shard": o.readers_per_shard.max(1)});
+    let errors = puts.errors + seen.errors + load_errors;
+    let error_sample = puts
+        .error_sample
+        .take()
+        .or(seen.error_sample.take())
+        .or(load_error);
     let put_latency = puts.latency.summary();
     let requests = puts.requests;
     let events = seen.requests;
@@ -1054,6 +1113,13 @@ pub async fn e2e(k: &Kinesis, c: &Common, o: &E2eOpts) -> Result<BenchResult> {
             "put rate {put_rate:.0} records/s acknowledged; {events} GetRecords calls ({:.0}/s)",
             events as f64 / elapsed.as_secs_f64().max(1e-9)
         )),
+    }
+    if o.readers_per_shard > 1 {
+        result.notes.push(format!(
+            "{} more readers per shard (load only: Limit {load_limit}, a pause after every answer) made {load_calls} GetRecords calls ({:.0}/s)",
+            o.readers_per_shard - 1,
+            load_calls as f64 / elapsed.as_secs_f64().max(1e-9)
+        ));
     }
     if !c.keep_stream {
         k.delete_stream(&stream).await;
