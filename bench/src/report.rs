@@ -70,7 +70,12 @@ fn pct(v: f64) -> String {
 }
 
 fn metrics(kind: &str) -> Vec<Metric> {
-    let put_lat = |r: &BenchResult| r.put_latency.as_ref().map(|p| p.p50_ms);
+    let put_lat = |r: &BenchResult| {
+        r.put_latency
+            .as_ref()
+            .filter(|p| p.count > 0)
+            .map(|p| p.p50_ms)
+    };
     let mut m = vec![
         Metric {
             name: "records/s",
@@ -103,21 +108,24 @@ fn metrics(kind: &str) -> Vec<Metric> {
     m.push(Metric {
         name: p50,
         better: Better::Lower,
-        get: |r| Some(r.latency.p50_ms),
+        // No samples (nothing delivered): no figure, not a zero that reads as fast.
+        get: |r| (r.latency.count > 0).then_some(r.latency.p50_ms),
         fmt: ms,
         ratio: true,
     });
     m.push(Metric {
         name: p99,
         better: Better::Lower,
-        get: |r| Some(r.latency.p99_ms),
+        // No samples (nothing delivered): no figure, not a zero that reads as fast.
+        get: |r| (r.latency.count > 0).then_some(r.latency.p99_ms),
         fmt: ms,
         ratio: true,
     });
     m.push(Metric {
         name: p999,
         better: Better::Lower,
-        get: |r| Some(r.latency.p999_ms),
+        // No samples (nothing delivered): no figure, not a zero that reads as fast.
+        get: |r| (r.latency.count > 0).then_some(r.latency.p999_ms),
         fmt: ms,
         ratio: true,
     });
@@ -745,6 +753,26 @@ mod tests {
         assert!(
             md.contains("25 threads, 0 errors | **not met** |")
                 || md.contains("20 threads, 0 errors | **not met** |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn a_peer_that_delivered_nothing_has_no_latency() {
+        let e2e = |target: &str, count: u64| BenchResult {
+            target: target.into(),
+            kind: "e2e".into(),
+            workload: "put → visible".into(),
+            latency: crate::stats::LatencySummary {
+                count,
+                p50_ms: if count > 0 { 2.0 } else { 0.0 },
+                ..Default::default()
+            },
+            ..BenchResult::default()
+        };
+        let md = render(&[e2e("levee", 10), e2e("ferrokinesis", 0)], "levee");
+        assert!(
+            md.contains("| put → visible | put → visible p50 ms | 2.000 | — |  |"),
             "{md}"
         );
     }
