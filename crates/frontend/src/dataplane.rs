@@ -10,7 +10,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use levee_map::seqnum::{Foreign, SequenceNumber};
 use levee_map::{partition_key_hash, HashKey, ShardId, ShardRoute, StreamRoute, StreamState};
-use levee_protocol::{ApiError, ErrorKind};
+use levee_protocol::types::{ChildShard, EncryptionType, HashKeyRange, Record};
+use levee_protocol::{ApiError, Blob, ErrorKind, Timestamp};
 
 use crate::backend::{AppendError, MapHolder, ReadFrom, StoragePlane, StoredRecord};
 use crate::iterator::{IteratorCodec, IteratorError, Position, ShardIterator};
@@ -142,6 +143,41 @@ impl RecordsOut {
     /// The sequence number of `r`, one of [`Self::records`].
     pub fn sequence_number(&self, r: &StoredRecord) -> String {
         self.sequence_number_of(r).to_decimal()
+    }
+}
+
+impl ChildOut {
+    /// As GetRecords and SubscribeToShard name it on the wire.
+    pub fn to_wire(&self) -> ChildShard {
+        ChildShard {
+            shard_id: self.shard_id.clone(),
+            parent_shards: self.parent_shards.clone(),
+            hash_key_range: HashKeyRange {
+                starting_hash_key: self.starting_hash_key.to_string(),
+                ending_hash_key: self.ending_hash_key.to_string(),
+            },
+        }
+    }
+}
+
+/// A stored record of shard `shard_index` (created at `created_ms`) as a wire record (the CBOR
+/// GetRecords answer and SubscribeToShard events; JSON GetRecords is written without it).
+pub(crate) fn wire_record(created_ms: u64, shard_index: u32, r: &StoredRecord) -> Record {
+    Record {
+        sequence_number: seq(created_ms, shard_index, r.seq_ix, r.arrival_ms),
+        approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
+        data: Blob(r.data.clone()),
+        partition_key: key_text(&r.partition_key).into_owned(),
+        encryption_type: r.encrypted.then_some(EncryptionType::Kms),
+    }
+}
+
+/// A stored partition key as text: keys arrive as JSON or CBOR strings, so always UTF-8 unless
+/// the disk says otherwise (then lossily).
+pub(crate) fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(key) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(key),
     }
 }
 

@@ -7,18 +7,17 @@ use std::sync::Arc;
 
 use levee_map::seqnum::DecimalRun;
 use levee_protocol::types::{
-    ChildShard, EncryptionType, GetRecordsOutput, GetShardIteratorOutput, HashKeyRange,
-    PutRecordOutput, PutRecordsOutput, PutRecordsResultEntry, Record,
+    EncryptionType, GetRecordsOutput, GetShardIteratorOutput, PutRecordOutput, PutRecordsOutput,
+    PutRecordsResultEntry,
 };
 use levee_protocol::{
-    decode_request, encode_response, ApiError, Blob, GetRecordsJson, RecordRef, Request, Timestamp,
-    WireFormat,
+    decode_request, encode_response, ApiError, GetRecordsJson, RecordRef, Request, WireFormat,
 };
 
 use crate::access::{StreamRef, Target};
 use crate::auth::Caller;
 use crate::backend::{BoxFuture, CallContext, ConsumerInfo, ControlPlane, StoredRecord};
-use crate::dataplane::{DataPlane, PutEntry, RecordsOut};
+use crate::dataplane::{key_text, wire_record, ChildOut, DataPlane, PutEntry, RecordsOut};
 use crate::describe::Describe;
 use crate::http::{Call, Dispatch, Reply};
 use crate::subscribe::Subscriptions;
@@ -251,14 +250,7 @@ fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
     let child_shards = (!out.child_shards.is_empty()).then(|| {
         out.child_shards
             .iter()
-            .map(|c| ChildShard {
-                shard_id: c.shard_id.clone(),
-                parent_shards: c.parent_shards.clone(),
-                hash_key_range: HashKeyRange {
-                    starting_hash_key: c.starting_hash_key.to_string(),
-                    ending_hash_key: c.ending_hash_key.to_string(),
-                },
-            })
+            .map(ChildOut::to_wire)
             .collect::<Vec<_>>()
     });
     let encryption = |r: &StoredRecord| r.encrypted.then_some(EncryptionType::Kms);
@@ -288,26 +280,11 @@ fn encode_records(format: WireFormat, out: RecordsOut) -> Vec<u8> {
             records: out
                 .records
                 .iter()
-                .map(|r| Record {
-                    sequence_number: out.sequence_number(r),
-                    approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
-                    data: Blob(r.data.clone()),
-                    partition_key: key_text(&r.partition_key).into_owned(),
-                    encryption_type: encryption(r),
-                })
+                .map(|r| wire_record(out.shard_created_ms, out.shard_index, r))
                 .collect(),
             next_shard_iterator: out.next_shard_iterator,
             millis_behind_latest,
             child_shards,
         },
     )
-}
-
-/// A stored partition key as text: keys arrive as JSON or CBOR strings, so always UTF-8 unless
-/// the disk says otherwise (then lossily).
-fn key_text(key: &[u8]) -> std::borrow::Cow<'_, str> {
-    match std::str::from_utf8(key) {
-        Ok(s) => std::borrow::Cow::Borrowed(s),
-        Err(_) => String::from_utf8_lossy(key),
-    }
 }

@@ -27,15 +27,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use levee_map::{ShardId, ShardRoute};
-use levee_protocol::types::{
-    ChildShard, HashKeyRange, Record, SubscribeToShardEvent, SubscribeToShardInput,
-};
-use levee_protocol::{ApiError, Blob, ErrorKind, Timestamp, WireFormat};
+use levee_protocol::types::{SubscribeToShardEvent, SubscribeToShardInput};
+use levee_protocol::{ApiError, ErrorKind, WireFormat};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::backend::{ConsumerInfo, ReadFrom};
-use crate::dataplane::{child_shards, millis_behind, position_seq, seq};
+use crate::dataplane::{child_shards, millis_behind, position_seq, seq, wire_record, ChildOut};
 use crate::eventstream;
 use crate::iterator::Position;
 use crate::service::KinesisService;
@@ -410,30 +408,10 @@ async fn pump_events(
                 records: out
                     .records
                     .iter()
-                    .map(|r| Record {
-                        sequence_number: seq(out.shard_created_ms, id.0, r.seq_ix, r.arrival_ms),
-                        approximate_arrival_timestamp: Some(Timestamp(r.arrival_ms)),
-                        data: Blob(r.data.clone()),
-                        partition_key: String::from_utf8_lossy(&r.partition_key).into_owned(),
-                        encryption_type: r
-                            .encrypted
-                            .then_some(levee_protocol::types::EncryptionType::Kms),
-                    })
+                    .map(|r| wire_record(out.shard_created_ms, id.0, r))
                     .collect(),
                 continuation_sequence_number: continuation,
-                child_shards: ended.then(|| {
-                    children
-                        .iter()
-                        .map(|c| ChildShard {
-                            shard_id: c.shard_id.clone(),
-                            parent_shards: c.parent_shards.clone(),
-                            hash_key_range: HashKeyRange {
-                                starting_hash_key: c.starting_hash_key.to_string(),
-                                ending_hash_key: c.ending_hash_key.to_string(),
-                            },
-                        })
-                        .collect()
-                }),
+                child_shards: ended.then(|| children.iter().map(ChildOut::to_wire).collect()),
             };
             let n = event.records.len() as u64;
             let msg = eventstream::event(format, "SubscribeToShardEvent", &event);
