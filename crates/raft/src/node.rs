@@ -44,6 +44,25 @@ pub const SNAPSHOT_WAIT_MS: u64 = 30_000;
 pub const FORWARD_DEADLINE_MS: u64 = 8_000;
 /// How long a forwarding voter waits to apply what the leader committed for it.
 pub const FORWARD_APPLY_WAIT_MS: u64 = 2_000;
+/// Pause before asking again for a leader: doubling from this...
+const LEADER_RETRY_FIRST_MS: u64 = 40;
+/// ...up to this.
+const LEADER_RETRY_MAX_MS: u64 = 320;
+
+/// Sleeps before retry `attempt` (1, 2, …) of a call that found no leader, or gives up with
+/// [`NodeError::NoLeader`] when the pause would pass `deadline`.
+async fn wait_for_leader(attempt: u32, deadline: tokio::time::Instant) -> Result<(), NodeError> {
+    let wait = Duration::from_millis(
+        (LEADER_RETRY_FIRST_MS << attempt.saturating_sub(1).min(3)).min(LEADER_RETRY_MAX_MS),
+    );
+    if tokio::time::Instant::now() + wait >= deadline {
+        return Err(NodeError::NoLeader(Duration::from_millis(
+            FORWARD_DEADLINE_MS,
+        )));
+    }
+    tokio::time::sleep(wait).await;
+    Ok(())
+}
 /// Election timeouts and heartbeat of a cluster of voters: longer than a single voter's, so a
 /// busy 2-core machine does not start elections for nothing.
 pub const CLUSTER_ELECTION_TIMEOUT_MIN_MS: u64 = 500;
@@ -293,13 +312,7 @@ impl CatalogRaft {
                 }
             }
             attempt += 1;
-            let wait = Duration::from_millis((20u64 << attempt.min(4)).min(320));
-            if tokio::time::Instant::now() + wait >= deadline {
-                return Err(NodeError::NoLeader(Duration::from_millis(
-                    FORWARD_DEADLINE_MS,
-                )));
-            }
-            tokio::time::sleep(wait).await;
+            wait_for_leader(attempt, deadline).await?;
         }
     }
 
@@ -390,13 +403,7 @@ impl CatalogRaft {
                 }
             }
             attempt += 1;
-            let wait = Duration::from_millis((20u64 << attempt.min(4)).min(320));
-            if tokio::time::Instant::now() + wait >= deadline {
-                return Err(NodeError::NoLeader(Duration::from_millis(
-                    FORWARD_DEADLINE_MS,
-                )));
-            }
-            tokio::time::sleep(wait).await;
+            wait_for_leader(attempt, deadline).await?;
         }
     }
 
