@@ -21,10 +21,10 @@
 #[path = "../client.rs"]
 #[allow(dead_code)]
 mod client;
+#[path = "../procs.rs"]
+mod procs;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use levee_rpc::control::{RemoteControl, RetryPolicy};
 use levee_rpc::{Pool, PoolConfig};
+use procs::{base64_100, live_version, ms, Proc};
 
 #[derive(Parser)]
 struct Cli {
@@ -52,54 +53,6 @@ struct Cli {
     /// The fewest calls timed while adding (the phase goes on after the addition until then).
     #[arg(long, default_value_t = 1_000)]
     min_requests: usize,
-}
-
-struct Proc(Child, Vec<String>);
-
-impl Proc {
-    fn start(levee: &Path, args: &[&str], wait_for: &str) -> Result<Proc> {
-        let mut child = Command::new(levee)
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .env("LEVEE_LOG", "error")
-            .spawn()
-            .context("spawning levee")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut seen = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    let done = l.starts_with(wait_for);
-                    seen.push(l);
-                    if done {
-                        break;
-                    }
-                }
-                _ => bail!("levee exited before `{wait_for}`: {seen:?}"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Ok(Proc(child, seen))
-    }
-
-    fn addr(&self, prefix: &str) -> String {
-        self.1
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap_or_default()
-            .trim_start_matches("http://")
-            .to_owned()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// How to start the fleet's processes.
@@ -182,36 +135,8 @@ async fn put(k: &client::Kinesis, stream: &str, i: usize) -> Result<()> {
     Ok(())
 }
 
-fn base64_100() -> &'static str {
-    // 100 bytes of `x`, base64.
-    "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA=="
-}
-
 fn histogram() -> Result<Histogram<u64>> {
     Ok(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?)
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
-}
-
-fn status_json(admin: &str) -> Result<serde_json::Value> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(admin)?;
-    write!(
-        s,
-        "GET /status.json HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).context("status.json")
-}
-
-fn live_version(admin: &str) -> Result<u64> {
-    status_json(admin)?["shard_map"]["version"]
-        .as_u64()
-        .context("shard_map.version")
 }
 
 /// Threads and open fds of process `pid`, from /proc.
@@ -377,17 +302,17 @@ async fn run(cli: Cli) -> Result<()> {
         key,
         control: control.addr("control listening on"),
     });
-    let mut procs = vec![("control".to_string(), control.0.id())];
+    let mut procs = vec![("control".to_string(), control.pid())];
     let mut storage = Vec::new();
     for n in 1..=cli.storage {
         let p = spawner.storage(n)?;
-        procs.push((format!("storage-{n}"), p.0.id()));
+        procs.push((format!("storage-{n}"), p.pid()));
         storage.push(p);
     }
     let mut frontends = Vec::new();
     for n in 1..=cli.frontends {
         let p = spawner.frontend(n)?;
-        procs.push((format!("frontend-{n}"), p.0.id()));
+        procs.push((format!("frontend-{n}"), p.pid()));
         frontends.push(p);
     }
     let admins: Vec<String> = frontends

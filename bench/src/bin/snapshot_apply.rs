@@ -17,10 +17,11 @@
 #[path = "../client.rs"]
 #[allow(dead_code)]
 mod client;
+#[path = "../procs.rs"]
+#[allow(dead_code)] // `Proc::pid` is fleet_grow's
+mod procs;
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -37,6 +38,7 @@ use levee_rpc::control::{
     RemoteControl, RetryPolicy,
 };
 use levee_rpc::{Pool, PoolConfig};
+use procs::{base64_100, live_version, ms, status_json, Proc};
 
 #[derive(Parser)]
 struct Cli {
@@ -60,54 +62,6 @@ struct Cli {
     /// a disk only because this benchmark runs the fleet on one machine).
     #[arg(long)]
     frontend_dir: Option<PathBuf>,
-}
-
-struct Proc(Child, Vec<String>);
-
-impl Proc {
-    fn start(levee: &PathBuf, args: &[&str], wait_for: &str) -> Result<Proc> {
-        let mut child = Command::new(levee)
-            .arg("serve")
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .env("LEVEE_LOG", "error")
-            .spawn()
-            .context("spawning levee")?;
-        let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-        let mut seen = Vec::new();
-        loop {
-            match lines.next() {
-                Some(Ok(l)) => {
-                    let done = l.starts_with(wait_for);
-                    seen.push(l);
-                    if done {
-                        break;
-                    }
-                }
-                _ => bail!("levee exited before `{wait_for}`: {seen:?}"),
-            }
-        }
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        Ok(Proc(child, seen))
-    }
-
-    fn addr(&self, prefix: &str) -> String {
-        self.1
-            .iter()
-            .find(|l| l.starts_with(prefix))
-            .and_then(|l| l.rsplit(' ').next())
-            .unwrap_or_default()
-            .trim_start_matches("http://")
-            .to_owned()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 struct Relay {
@@ -267,15 +221,6 @@ async fn timed_puts(k: &client::Kinesis, n: usize) -> Result<Histogram<u64>> {
         h.record(t.elapsed().as_micros().max(1) as u64)?;
     }
     Ok(h)
-}
-
-fn base64_100() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode([b'x'; 100])
-}
-
-fn ms(us: u64) -> f64 {
-    us as f64 / 1000.0
 }
 
 fn main() -> Result<()> {
@@ -495,25 +440,6 @@ async fn run(cli: Cli) -> Result<()> {
         let _ = std::fs::remove_dir_all(&fdir);
     }
     Ok(())
-}
-
-fn live_version(admin: &str) -> Result<u64> {
-    status_json(admin)?["shard_map"]["version"]
-        .as_u64()
-        .context("shard_map.version")
-}
-
-fn status_json(admin: &str) -> Result<serde_json::Value> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(admin)?;
-    write!(
-        s,
-        "GET /status.json HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut text = String::new();
-    s.read_to_string(&mut text)?;
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("");
-    serde_json::from_str(body).context("status.json")
 }
 
 fn tempfile_dir() -> Result<PathBuf> {
