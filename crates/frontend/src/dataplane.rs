@@ -117,7 +117,7 @@ pub struct ChildOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordsOut {
     /// As storage returned them: the answer is written straight from these (no copy per
-    /// record); [`RecordsOut::sequence_number`] names each.
+    /// record); [`RecordsOut::sequence_number_of`] names each.
     pub records: Vec<StoredRecord>,
     pub shard_created_ms: u64,
     pub shard_index: u32,
@@ -138,11 +138,6 @@ impl RecordsOut {
             r.seq_ix,
             r.arrival_ms,
         )
-    }
-
-    /// The sequence number of `r`, one of [`Self::records`].
-    pub fn sequence_number(&self, r: &StoredRecord) -> String {
-        self.sequence_number_of(r).to_decimal()
     }
 }
 

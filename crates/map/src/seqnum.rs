@@ -95,13 +95,6 @@ impl SequenceNumber {
     /// The decimal string clients see (computed on three 64-bit limbs, no big-integer
     /// allocation: it runs once per record written).
     pub fn to_decimal(&self) -> String {
-        let mut out = String::with_capacity(64);
-        self.push_decimal(&mut out);
-        out
-    }
-
-    /// [`Self::to_decimal`] appended to `out`.
-    fn push_decimal(&self, out: &mut String) {
         const TEN_POW_19: u128 = 10_000_000_000_000_000_000;
         let mut limbs = self.to_limbs();
         // Base-10^19 digits, least significant first (186 bits need at most 3).
@@ -120,10 +113,12 @@ impl SequenceNumber {
                 break;
             }
         }
-        push_digits(out, chunks[n - 1], 0);
+        let mut out = String::with_capacity(19 * n);
+        push_digits(&mut out, chunks[n - 1], 0);
         for c in chunks[..n - 1].iter().rev() {
-            push_digits(out, *c, 19);
+            push_digits(&mut out, *c, 19);
         }
+        out
     }
 
     /// The layout as a 192-bit number, most significant limb first.
@@ -359,7 +354,6 @@ pub struct DecimalRun {
     prev: Option<SequenceNumber>,
     /// ASCII digits (kept as bytes to add to in place).
     digits: Vec<u8>,
-    full: String,
 }
 
 /// `2^80` in decimal: the step of `seq_ix` in the layout.
@@ -370,10 +364,8 @@ const ARRIVAL_STEP_MAX: u64 = (1 << 27) - 1;
 impl DecimalRun {
     pub fn format(&mut self, n: &SequenceNumber) -> &str {
         if !self.step_to(n) {
-            self.full.clear();
-            n.push_decimal(&mut self.full);
             self.digits.clear();
-            self.digits.extend_from_slice(self.full.as_bytes());
+            self.digits.extend_from_slice(n.to_decimal().as_bytes());
         }
         self.prev = Some(*n);
         // Only ASCII digits are ever written, so this never falls back.
